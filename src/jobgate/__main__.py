@@ -1,0 +1,5 @@
+"""``python -m jobgate``."""
+
+from jobgate.cli import main
+
+raise SystemExit(main())

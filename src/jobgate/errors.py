@@ -1,0 +1,18 @@
+"""The one error type the CLI turns into a clear single line on stderr."""
+
+from __future__ import annotations
+
+#: exit codes
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job failed / is not in the state the command needs
+EXIT_USAGE = 2  # bad input: unknown job, bad value, bad arguments
+EXIT_TIMEOUT = 124
+
+
+class JobgateError(Exception):
+    """A user-facing error: ``message`` is printed as one line, ``exit_code`` returned."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code

@@ -1,0 +1,200 @@
+"""Process identity: capture it, and later ask whether it is still the same process.
+
+A *process identity* is a small JSON-able dict::
+
+    {"pid": 4242, "startTicks": 123456, "startTime": 1795541800.12,
+     "bootId": "7606b7a3-...", "host": "box"}
+
+``startTicks`` is field 22 of ``/proc/<pid>/stat`` (clock ticks since boot) and is
+only present on Linux; ``startTime`` is the process start as a Unix time (psutil's
+``create_time()`` elsewhere). Two processes with the same pid are the same process only
+if their start times match: a pid alone says nothing once it has been reused.
+
+Platform notes:
+
+* Linux: the fast path reads ``/proc`` directly (no psutil import, a few microseconds
+  per probe). A process's start time is readable even when it belongs to another user,
+  so identity can be verified without the right to signal it.
+* Elsewhere: psutil, imported lazily on first use.
+
+A zombie (state ``Z``, exited but not yet reaped by its parent, common in containers
+whose pid 1 does not reap) counts as dead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: verdicts returned by :func:`probe`
+ALIVE = "alive"
+GONE = "gone"
+ZOMBIE = "zombie"
+REUSED = "reused"
+REBOOTED = "rebooted"
+
+_LINUX = sys.platform.startswith("linux")
+#: start times (seconds) closer than this are "the same" when only wall-clock
+#: start times can be compared (no ticks on one side).
+START_TOLERANCE = 1.0
+
+_boot_id_cache: list[str | None] = []
+_btime_cache: list[float] = []
+_host_cache: list[str] = []
+
+
+def boot_id() -> str | None:
+    """The kernel's random per-boot id (Linux), else None."""
+    if not _boot_id_cache:
+        value: str | None = None
+        if _LINUX:
+            try:
+                with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+                    value = fh.read().strip() or None
+            except OSError:
+                value = None
+        _boot_id_cache.append(value)
+    return _boot_id_cache[0]
+
+
+def host_name() -> str:
+    if not _host_cache:
+        try:
+            _host_cache.append(os.uname().nodename)
+        except AttributeError:  # pragma: no cover - Windows
+            import platform
+
+            _host_cache.append(platform.node())
+    return _host_cache[0]
+
+
+def _clock_ticks() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 100
+
+
+def _boot_time() -> float:
+    if not _btime_cache:
+        value = 0.0
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("btime "):
+                        value = float(line.split()[1])
+                        break
+        except OSError:  # pragma: no cover
+            value = 0.0
+        _btime_cache.append(value)
+    return _btime_cache[0]
+
+
+def read_proc_stat(pid: int) -> tuple[str, int] | None:
+    """Linux: ``(state, start_ticks)`` of ``pid`` from ``/proc/<pid>/stat``, or None.
+
+    The command name (field 2) may contain spaces and parentheses, so the fields are
+    split after the *last* ``)``.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except (OSError, ValueError):
+        return None
+    end = data.rfind(b")")
+    if end < 0:
+        return None
+    fields = data[end + 2 :].split()
+    try:
+        return fields[0].decode("ascii"), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def proc_info(pid: int) -> dict[str, Any] | None:
+    """What the OS says about ``pid`` now: ``{"pid", "state", "startTime", "startTicks"?}``.
+
+    ``state`` is a one-letter Linux state (``R``, ``S``, ``Z``...) or psutil's status
+    name elsewhere; ``startTime`` is a Unix time. None when no such process exists.
+    """
+    if pid <= 0:
+        return None
+    if _LINUX:
+        st = read_proc_stat(pid)
+        if st is None:
+            return None
+        state, ticks = st
+        return {
+            "pid": pid,
+            "state": state,
+            "startTicks": ticks,
+            "startTime": _boot_time() + ticks / _clock_ticks(),
+        }
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            status = proc.status()
+            created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:  # pragma: no cover - platform specific
+        return {"pid": pid, "state": "unknown", "startTime": 0.0}
+    state = "Z" if status == psutil.STATUS_ZOMBIE else status
+    return {"pid": pid, "state": state, "startTime": created}
+
+
+def capture(pid: int) -> dict[str, Any] | None:
+    """The identity of the live process ``pid`` (None if it does not exist)."""
+    info = proc_info(pid)
+    if info is None or info["state"] in ("Z", "X"):
+        return None
+    ident: dict[str, Any] = {"pid": pid, "startTime": round(info["startTime"], 3)}
+    if "startTicks" in info:
+        ident["startTicks"] = info["startTicks"]
+    bid = boot_id()
+    if bid:
+        ident["bootId"] = bid
+    ident["host"] = host_name()
+    return ident
+
+
+def probe(ident: dict[str, Any]) -> tuple[str, str]:
+    """Is the process described by ``ident`` still alive *and the same process*?
+
+    Returns ``(verdict, evidence)`` where verdict is one of :data:`ALIVE`,
+    :data:`GONE`, :data:`ZOMBIE`, :data:`REUSED`, :data:`REBOOTED`; evidence is a short
+    human sentence naming the pid.
+    """
+    pid = ident.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return GONE, f"no usable pid recorded ({pid!r})"
+    rec_boot = ident.get("bootId")
+    if rec_boot and boot_id() and rec_boot != boot_id():
+        return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
+    info = proc_info(pid)
+    if info is None:
+        return GONE, f"pid {pid} is gone"
+    if info["state"] in ("Z", "X"):
+        return ZOMBIE, f"pid {pid} has exited (zombie, not yet reaped)"
+    rec_ticks = ident.get("startTicks")
+    if isinstance(rec_ticks, int) and "startTicks" in info:
+        same = rec_ticks == info["startTicks"]
+    else:
+        rec_time = ident.get("startTime")
+        if not isinstance(rec_time, (int, float)):
+            # No start time recorded: we cannot prove it is the same process.
+            return REUSED, f"pid {pid} exists but its start time was never recorded"
+        same = abs(float(rec_time) - float(info["startTime"])) <= START_TOLERANCE
+    if not same:
+        return REUSED, f"pid {pid} now belongs to another process"
+    return ALIVE, f"pid {pid} is alive"
+
+
+def is_alive(ident: dict[str, Any] | None) -> bool:
+    return ident is not None and probe(ident)[0] == ALIVE
