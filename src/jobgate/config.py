@@ -1,0 +1,164 @@
+"""Settings: the known keys, their defaults and validation. Parsing is pure; reading and
+writing go through :class:`jobgate.store.Store` (``config.json``, under the lock).
+
+Keys::
+
+    maxJobs          int >= 0   finished jobs kept (active jobs are never pruned)  [50]
+    stopReviewGate   bool       run the review command at Stop                     [false]
+    reviewCommand    str        command line of the reviewer (split like a shell)  [codex exec ...]
+    reviewTimeout    number > 0 seconds the reviewer may take                      [900]
+    waitForJobs      bool       Stop blocks while the session's jobs run           [false]
+    maxStopBlocks    int >= 1   at most this many blocks in a row for the same jobs [3]
+    agents.NAME      JSON list of strings, one of which contains "{prompt}"
+"""
+
+from __future__ import annotations
+
+from jobgate.errors import JobgateError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_REVIEW_COMMAND = "codex exec --skip-git-repo-check -"
+
+DEFAULTS: dict[str, Any] = {
+    "maxJobs": 50,
+    "stopReviewGate": False,
+    "reviewCommand": DEFAULT_REVIEW_COMMAND,
+    "reviewTimeout": 900,
+    "waitForJobs": False,
+    "maxStopBlocks": 3,
+}
+
+#: built-in agent profiles (argv templates); "{prompt}" is replaced by the prompt as
+#: one argv element, never through a shell.
+BUILTIN_AGENTS: dict[str, list[str]] = {
+    "codex": ["codex", "exec", "--skip-git-repo-check", "{prompt}"],
+    "claude": ["claude", "-p", "{prompt}"],
+}
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _parse_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise JobgateError(f"bad value for {key}: {value!r} (expected true or false)")
+
+
+def _parse_int(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise JobgateError(f"bad value for {key}: {value!r} (expected a whole number)")
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            number = int(str(value).strip(), 10)
+        except ValueError:
+            raise JobgateError(
+                f"bad value for {key}: {value!r} (expected a whole number >= {minimum})"
+            ) from None
+    if number < minimum:
+        raise JobgateError(f"bad value for {key}: {number} (must be >= {minimum})")
+    return number
+
+
+def _parse_seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds)")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds > 0)") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds > 0)")
+    return int(number) if number.is_integer() else number
+
+
+def _parse_command_line(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise JobgateError(f"bad value for {key}: expected a non-empty command line")
+    import shlex
+
+    try:
+        shlex.split(value)
+    except ValueError as exc:
+        raise JobgateError(f"bad value for {key}: {exc}") from None
+    return value
+
+
+def _parse_agent(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise JobgateError(
+                f"bad value for {key}: expected a JSON list like "
+                '\'["prog", "--flag", "{prompt}"]\''
+            ) from None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise JobgateError(f"bad value for {key}: expected a non-empty JSON list of strings")
+    if not any("{prompt}" in v for v in value):
+        raise JobgateError(f"bad value for {key}: one element must contain {{prompt}}")
+    return list(value)
+
+
+def validate(key: str, value: Any) -> Any:
+    """The typed value for ``key``, or :class:`JobgateError` naming what is wrong."""
+    if key == "maxJobs":
+        return _parse_int(key, value, 0)
+    if key in ("stopReviewGate", "waitForJobs"):
+        return _parse_bool(key, value)
+    if key == "reviewCommand":
+        return _parse_command_line(key, value)
+    if key == "reviewTimeout":
+        return _parse_seconds(key, value)
+    if key == "maxStopBlocks":
+        return _parse_int(key, value, 1)
+    if key.startswith("agents."):
+        name = key[len("agents.") :]
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise JobgateError(f"bad agent name in {key!r} (letters, digits, - and _)")
+        return _parse_agent(key, value)
+    known = ", ".join([*DEFAULTS, "agents.NAME"])
+    raise JobgateError(f"unknown config key {key!r} (known keys: {known})")
+
+
+def effective(stored: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with valid stored values (invalid stored values are ignored)."""
+    out = dict(DEFAULTS)
+    agents = {name: list(argv) for name, argv in BUILTIN_AGENTS.items()}
+    for key, value in stored.items():
+        try:
+            typed = validate(key, value)
+        except JobgateError:
+            continue
+        if key.startswith("agents."):
+            agents[key[len("agents.") :]] = typed
+        else:
+            out[key] = typed
+    out["agents"] = agents
+    return out
+
+
+def get(stored: dict[str, Any], key: str) -> Any:
+    eff = effective(stored)
+    if key.startswith("agents."):
+        validate(key, ["{prompt}"])  # checks the name
+        name = key[len("agents.") :]
+        if name not in eff["agents"]:
+            raise JobgateError(f"no agent profile named {name!r}")
+        return eff["agents"][name]
+    if key not in DEFAULTS:
+        validate(key, None)  # raises "unknown config key"
+    return eff[key]

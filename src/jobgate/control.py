@@ -1,0 +1,165 @@
+"""Acting on jobs: pick one, cancel it, wait for it.
+
+Cancel (invariants 4 and 5):
+
+1. under the lock, note ``cancelRequestedAt`` (a worker that has not started the
+   command yet then never starts it; one that sees the command die records
+   ``cancelled``);
+2. probe each recorded identity; a pid now owned by another process is reported and
+   the job marked lost — that process is never signalled;
+3. collect the whole tree before the first signal, TERM it, wait ``grace``, KILL;
+4. record ``cancelled`` (unless the worker already did).
+"""
+
+from __future__ import annotations
+
+import time
+
+from jobgate import liveness, model, refresh
+from jobgate.errors import EXIT_FAILED, JobgateError
+from jobgate.store import Store, log_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: how often ``wait`` and ``log --follow`` look at the job again
+POLL_SECONDS = 0.2
+
+
+def pick(
+    jobs: list[model.Job],
+    ref: str | None,
+    *,
+    session_id: str | None = None,
+    want: str = "any",
+) -> model.Job:
+    """The job a command acts on.
+
+    With ``ref``: that job. Without: for ``want="active"`` the only active job of the
+    session (an error if there are none or several); for ``want="finished"`` the newest
+    finished job of the session; for ``want="any"`` the newest job.
+    """
+    if ref is not None:
+        return model.resolve_ref(jobs, ref)
+    pool = [j for j in model.sort_newest_first(jobs)]
+    if session_id:
+        pool = [j for j in pool if j.get("sessionId") == session_id]
+    if want == "active":
+        active = [j for j in pool if model.is_active(j)]
+        if not active:
+            raise JobgateError("no active job to act on", EXIT_FAILED)
+        if len(active) > 1:
+            ids = ", ".join(str(j["id"]) for j in active)
+            raise JobgateError(f"several jobs are active ({ids}); name one by id")
+        return active[0]
+    if want == "finished":
+        pool = [j for j in pool if model.is_finished(j)]
+        if not pool:
+            raise JobgateError("no finished job yet", EXIT_FAILED)
+        return pool[0]
+    if not pool:
+        raise JobgateError("no jobs in this workspace yet", EXIT_FAILED)
+    return pool[0]
+
+
+def cancel(
+    store: Store,
+    job_id: str,
+    *,
+    grace: float = 5.0,
+    reason: str = "cancelled by user",
+) -> dict[str, Any]:
+    """End the job's whole process tree and record it ``cancelled``.
+
+    Returns ``{"job": record, "signalled": [pids], "killed": [pids], "problems": [...]}``.
+    Raises :class:`JobgateError` (exit 1) when the job is not active.
+    """
+    from jobgate import proctree
+
+    with store.transaction() as tx:
+        job = tx.get(job_id)
+        if job is None:
+            raise JobgateError(f"no job {job_id!r}")
+        if not model.is_active(job):
+            raise JobgateError(
+                f"job {job_id} is not active (status: {job.get('status')})", EXIT_FAILED
+            )
+        tx.put(model.mark_cancel_requested(job))
+
+    problems: list[str] = []
+    alive: dict[str, dict[str, Any]] = {}
+    for label, ident in _recorded_processes(job):
+        verdict, evidence = liveness.probe(ident)
+        if verdict == liveness.REUSED:
+            problems.append(f"{label} {evidence}; it was not signalled")
+        elif verdict == liveness.ALIVE:
+            alive[label] = ident
+    procs = []
+    if "command" in alive:
+        # the command's tree (and env-marked strays) is what we end; a live worker
+        # is spared so it can record the end itself
+        procs = proctree.collect([alive["command"]], job_id)
+        if "worker" in alive:
+            procs = [p for p in procs if p.pid != alive["worker"]["pid"]]
+    elif "worker" not in alive:
+        procs = proctree.collect([], job_id)  # strays only
+    signalled = [p.pid for p in procs]
+    killed, sig_problems = proctree.terminate_tree(procs, grace)
+    problems += sig_problems
+    log_path = store.log_path(job_id)
+    log_line(log_path, f"jobgate: cancel: signalled {signalled or 'no process'}")
+
+    worker = alive.get("worker")
+    if worker is not None:
+        # give the worker a moment to record the end itself, then end it too
+        deadline = time.monotonic() + 3.0
+        while liveness.is_alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if liveness.is_alive(worker):
+            leftover = proctree.collect([worker], job_id)
+            signalled += [p.pid for p in leftover]
+            more_killed, more_problems = proctree.terminate_tree(leftover, 1.0)
+            killed += more_killed
+            problems += more_problems
+
+    with store.transaction() as tx:
+        final = tx.get(job_id) or job
+        if model.is_active(final):
+            if not alive and problems:
+                final = model.mark_lost(final, "; ".join(problems))
+            else:
+                final = model.mark_cancelled(final, reason)
+            tx.put(final)
+    log_line(log_path, f"jobgate: job {final.get('status')}: {final.get('errorMessage')}")
+    return {"job": final, "signalled": signalled, "killed": killed, "problems": problems}
+
+
+def wait(store: Store, job_id: str, timeout: float | None) -> model.Job | None:
+    """Block until the job is finished (a dead job is found and recorded lost within
+    about :data:`POLL_SECONDS`); the final record, or None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        jobs, _lost = refresh.load(store)
+        job = refresh.find_job(jobs, job_id)
+        if job is None:
+            raise JobgateError(f"job {job_id} is no longer in the state (pruned?)")
+        if model.is_finished(job):
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        pause = POLL_SECONDS
+        if deadline is not None:
+            pause = max(0.0, min(pause, deadline - time.monotonic()))
+        time.sleep(pause)
+
+
+def _recorded_processes(job: model.Job) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for label, key in (("command", "commandProcess"), ("worker", "workerProcess")):
+        ident = job.get(key)
+        if isinstance(ident, dict) and isinstance(ident.get("pid"), int):
+            out.append((label, ident))
+    if not out:
+        out = [("recorded", ident) for ident in model.identities(job)]
+    return out

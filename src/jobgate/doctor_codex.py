@@ -1,0 +1,614 @@
+"""``jobgate doctor codex``: find, and on request repair, the Codex companion plugin's stuck jobs.
+
+The Codex companion plugin for Claude Code keeps one folder per workspace under its state
+root (``$CLAUDE_PLUGIN_DATA/state``, else ``<temp dir>/codex-companion``) with a
+``state.json`` index and ``jobs/<id>.json`` / ``jobs/<id>.log`` per job. It trusts the
+stored ``status``: a worker killed from outside leaves its job ``running`` forever.
+
+For every ``queued``/``running`` record this module decides, from the recorded ``pid`` and
+the job's own times (the plugin records no process start time), one verdict:
+
+* ``gone`` -- no process has that pid, or it is a zombie (exited, not reaped);
+* ``reused`` -- a process has that pid but started more than
+  :data:`TIME_TOLERANCE_SECONDS` after the job did, so it cannot be the job's worker;
+* ``alive`` -- the process started before the job (within the tolerance): left alone;
+* ``unverifiable`` -- no pid, or no readable job time to compare with: left alone.
+
+``gone`` and ``reused`` are *stuck*. With ``fix=True`` they are rewritten in the plugin's
+own failure shape (see :func:`failure_fields`), after a backup, atomically, and only if
+the file did not change meanwhile (the plugin takes no lock). No process is ever
+signalled: a reused pid belongs to a stranger.
+
+Layout: :func:`decide`, :func:`record_problem` and :func:`failure_fields` are pure;
+:func:`scan` does the I/O (through :mod:`jobgate.codex_files`) and returns a
+:class:`Report`; rendering lives in :mod:`jobgate.doctor_cli`.
+
+Platform notes: process start times come from :func:`jobgate.liveness.proc_info` (``/proc``
+on Linux, psutil elsewhere). Linux derives them from the boot time, which is rounded to a
+second and moves if the wall clock is stepped after boot; the tolerance absorbs that.
+Where a process's start time cannot be read (another user's process on some platforms),
+a live pid is ``unverifiable``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobgate import codex_files as cf
+
+#: a process that started at most this many seconds after the job's time may still be
+#: its worker: a ``queued`` record is stamped ``createdAt`` just before its worker is
+#: spawned, and Linux start times are only accurate to about a second.
+TIME_TOLERANCE_SECONDS = 5.0
+#: how many times a file that keeps changing under us is re-read before giving up
+MAX_WRITE_ATTEMPTS = 5
+
+ACTIVE_STATUSES = frozenset(("queued", "running"))
+FINISHED_STATUSES = frozenset(("completed", "failed", "cancelled"))
+
+GONE = "gone"
+REUSED = "reused"
+ALIVE = "alive"
+UNVERIFIABLE = "unverifiable"
+STUCK = frozenset((GONE, REUSED))
+
+#: exit status when stuck jobs were found and are still stuck (not fixed)
+EXIT_STUCK = 1
+
+
+# --------------------------------------------------------------------------- pure
+
+
+@dataclass(frozen=True)
+class ProcFacts:
+    """What the OS says about a pid: zombie or not, and its start as a Unix time."""
+
+    pid: int
+    zombie: bool
+    start_time: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    reason: str
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def safe_job_id(job_id: object) -> bool:
+    """Whether ``job_id`` can name ``jobs/<id>.json`` without leaving the jobs folder."""
+    return (
+        isinstance(job_id, str)
+        and job_id not in ("", ".")
+        and ".." not in job_id
+        and not any(ch in job_id for ch in "/\\\0:")
+    )
+
+
+def record_problem(record: object) -> str | None:
+    """Why a ``state.json`` job entry cannot be judged, or None when it is well-formed.
+
+    Only what this command relies on is checked: an object with a string ``status``
+    and, for ``queued``/``running`` entries, a string ``id`` and a ``pid`` that is a
+    positive integer or null.
+    """
+    if not isinstance(record, dict):
+        return f"is {_json_type(record)}, expected an object"
+    status = record.get("status")
+    if not isinstance(status, str):
+        return f"has status {status!r} ({_json_type(status)}), expected a string"
+    if status not in ACTIVE_STATUSES:
+        return None
+    job_id = record.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        return f"has id {job_id!r}, expected a non-empty string"
+    pid = record.get("pid")
+    if pid is None:
+        return None
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        return f"has pid {pid!r} ({_json_type(pid)}), expected an integer or null"
+    if pid <= 0:
+        return f"has pid {pid}, expected a positive integer"
+    return None
+
+
+def job_time(record: Mapping[str, Any]) -> tuple[str, object]:
+    """The job time a live pid is compared with: ``startedAt``, else ``createdAt``."""
+    for key in ("startedAt", "createdAt"):
+        value = record.get(key)
+        if value is not None:
+            return key, value
+    return "startedAt", None
+
+
+def decide(
+    record: Mapping[str, Any],
+    proc: ProcFacts | None,
+    tolerance: float = TIME_TOLERANCE_SECONDS,
+) -> Decision:
+    """The verdict for one well-formed active record (see :func:`record_problem`).
+
+    ``proc`` is what the OS reports for the record's pid now (None: no such process).
+    """
+    pid = record.get("pid")
+    if pid is None:
+        return Decision(UNVERIFIABLE, "no pid recorded, so there is no process to check")
+    if proc is None:
+        return Decision(GONE, f"pid {pid} no longer exists")
+    if proc.zombie:
+        return Decision(GONE, f"pid {pid} has exited (a zombie, not yet reaped)")
+    key, raw = job_time(record)
+    if raw is None:
+        return Decision(
+            UNVERIFIABLE,
+            f"pid {pid} is running, but the job has no startedAt or createdAt to tell "
+            "it apart from a reused pid",
+        )
+    job_start = cf.parse_iso(raw)
+    if job_start is None:
+        return Decision(
+            UNVERIFIABLE,
+            f"pid {pid} is running, but {key} {raw!r} is not a readable ISO-8601 time, "
+            "so a reused pid cannot be ruled out",
+        )
+    if proc.start_time is None:
+        return Decision(UNVERIFIABLE, f"pid {pid} is running, but its start time cannot be read")
+    delta = proc.start_time - job_start
+    started = cf.iso_now(proc.start_time)
+    if delta > tolerance:
+        return Decision(
+            REUSED,
+            f"pid {pid} belongs to another process: it started at {started}, "
+            f"{delta:.0f} s after the job's {key} ({raw})",
+        )
+    when = "before" if delta <= 0 else f"{delta:.1f} s after (within {tolerance:g} s of)"
+    return Decision(ALIVE, f"pid {pid} is running and started at {started}, {when} the job's {key}")
+
+
+def failure_fields(
+    decision: Decision, now_iso: str, job_file: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The fields to set on a stuck record, in the plugin's own failure shape.
+
+    Normally ``status``/``phase`` ``"failed"``, ``pid`` null, ``completedAt``,
+    ``errorMessage`` and ``updatedAt``. When the job file already records a finished
+    status (the worker wrote its result, then died before updating the index), that
+    outcome is copied instead: a finished job is not turned into a failure.
+    """
+    if job_file is not None and job_file.get("status") in FINISHED_STATUSES:
+        fields: dict[str, Any] = {"status": job_file["status"]}
+        if "phase" in job_file:
+            fields["phase"] = job_file["phase"]
+        fields["pid"] = None
+        fields["completedAt"] = job_file.get("completedAt") or now_iso
+        if "errorMessage" in job_file:
+            fields["errorMessage"] = job_file["errorMessage"]
+        fields["updatedAt"] = now_iso
+        return fields
+    return {
+        "status": "failed",
+        "phase": "failed",
+        "pid": None,
+        "completedAt": now_iso,
+        "errorMessage": (
+            f"Marked failed by `jobgate doctor codex`: {decision.reason}. The job's "
+            "process ended without recording an outcome."
+        ),
+        "updatedAt": now_iso,
+    }
+
+
+def apply_fields(record: dict[str, Any], fields: Mapping[str, Any]) -> None:
+    """Set ``fields`` on ``record``: existing keys keep their place, new ones go last."""
+    for key, value in fields.items():
+        record[key] = value
+
+
+# ------------------------------------------------------------------------- report
+
+
+@dataclass
+class Finding:
+    """One ``queued``/``running`` record and what was decided (and done) about it."""
+
+    state_root: str
+    workspace: str
+    job_id: str
+    status: str
+    pid: int | None
+    verdict: str
+    reason: str
+    fixed: bool = False
+    action: str = ""
+    index: int = field(default=-1, repr=False)
+
+    @property
+    def stuck(self) -> bool:
+        return self.verdict in STUCK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stateRoot": self.state_root,
+            "workspace": self.workspace,
+            "jobId": self.job_id,
+            "status": self.status,
+            "pid": self.pid,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "fixed": self.fixed,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class Damage:
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class Report:
+    state_roots: list[str]
+    searched: list[str]
+    fix: bool
+    workspaces: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    damaged: list[Damage] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+
+    @property
+    def unfixed(self) -> list[Finding]:
+        return [f for f in self.findings if f.stuck and not f.fixed]
+
+    def exit_code(self) -> int:
+        """0 when nothing is stuck any more; :data:`EXIT_STUCK` otherwise."""
+        return EXIT_STUCK if self.unfixed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stateRoots": self.state_roots,
+            "fix": self.fix,
+            "workspaces": self.workspaces,
+            "findings": [f.to_json() for f in self.findings],
+            "damaged": [d.to_json() for d in self.damaged],
+            "backups": self.backups,
+            "stuck": sum(1 for f in self.findings if f.stuck),
+            "fixed": sum(1 for f in self.findings if f.fixed),
+        }
+
+
+# ---------------------------------------------------------------------------- I/O
+
+
+def proc_facts(pid: int) -> ProcFacts | None:
+    """Ask the OS about ``pid`` (see :func:`jobgate.liveness.proc_info`)."""
+    from jobgate import liveness
+
+    info = liveness.proc_info(pid)
+    if info is None:
+        return None
+    start = info.get("startTime")
+    start_time = float(start) if isinstance(start, (int, float)) and start > 0 else None
+    return ProcFacts(pid=pid, zombie=info.get("state") in ("Z", "X"), start_time=start_time)
+
+
+def default_state_roots(
+    env: Mapping[str, str] | None = None, home: Path | None = None, tmpdir: str | None = None
+) -> list[Path]:
+    """Where the plugin may keep state, in search order (existing or not).
+
+    ``$CLAUDE_PLUGIN_DATA/state``; every ``~/.claude/plugins/data/*/state`` (Claude Code
+    sets ``CLAUDE_PLUGIN_DATA`` only for the plugin's own processes, so a terminal does
+    not see it); and the fallback ``<temp dir>/codex-companion``.
+    """
+    import tempfile
+
+    env = os.environ if env is None else env
+    roots: list[Path] = []
+    data = env.get("CLAUDE_PLUGIN_DATA")
+    if data:
+        roots.append(Path(data) / "state")
+    if home is None:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):
+            home = None
+    if home is not None:
+        plugin_data = home / ".claude" / "plugins" / "data"
+        try:
+            children = sorted(plugin_data.iterdir())
+        except OSError:
+            children = []
+        roots.extend(child / "state" for child in children)
+    roots.append(Path(tmpdir or tempfile.gettempdir()) / "codex-companion")
+    return roots
+
+
+def workspace_folders(root: Path) -> list[Path]:
+    """The workspace folders of a state root: its direct subfolders holding ``state.json``.
+
+    A root that itself holds ``state.json`` is taken as a single workspace folder.
+    Symlinked folders are included here and refused when checked.
+    """
+    if os.path.lexists(root / "state.json"):
+        return [root]
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return []
+    return [c for c in children if os.path.lexists(c / "state.json")]
+
+
+def _log_path(workspace: Path, record: Mapping[str, Any]) -> Path | None:
+    """The job's log: its ``logFile`` when that lies inside the workspace folder, else
+    ``jobs/<id>.log``; None when neither is safe to write."""
+    real_ws = os.path.realpath(workspace)
+    log_file = record.get("logFile")
+    if isinstance(log_file, str) and log_file and os.path.isabs(log_file):
+        real = os.path.realpath(log_file)
+        if real.startswith(real_ws + os.sep) and os.path.isdir(os.path.dirname(real)):
+            return Path(real)
+    job_id = record.get("id")
+    jobs_dir = workspace / "jobs"
+    if safe_job_id(job_id) and jobs_dir.is_dir() and not jobs_dir.is_symlink():
+        return jobs_dir / f"{job_id}.log"
+    return None
+
+
+@dataclass
+class _JobFile:
+    path: Path
+    data: bytes | None = None
+    doc: dict[str, Any] | None = None
+    style: cf.JsonStyle | None = None
+    problem: str | None = None
+
+
+def _read_job_file(workspace: Path, job_id: str) -> _JobFile | None:
+    """``jobs/<id>.json`` read and parsed, or None when there is none (or no safe name)."""
+    if not safe_job_id(job_id):
+        return None
+    path = workspace / "jobs" / f"{job_id}.json"
+    if not os.path.lexists(path):
+        return None
+    job = _JobFile(path)
+    try:
+        job.data = cf.read_bytes(path)
+        doc, job.style = cf.parse_json(job.data)
+    except cf.FileProblem as exc:
+        job.problem = exc.reason
+        return job
+    if not isinstance(doc, dict):
+        job.problem = f"is {_json_type(doc)}, expected an object"
+    else:
+        job.doc = doc
+    return job
+
+
+class _Workspace:
+    """Checks (and with ``fix`` repairs) one workspace folder."""
+
+    def __init__(
+        self,
+        report: Report,
+        root: Path,
+        folder: Path,
+        probe: Callable[[int], ProcFacts | None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.report = report
+        self.root = root
+        self.folder = folder
+        self.state_path = folder / "state.json"
+        self.probe = probe
+        self.clock = clock
+
+    def _damage(self, path: Path, reason: str) -> None:
+        self.report.damaged.append(Damage(str(path), reason))
+
+    def _evaluate(self, doc: Any) -> tuple[list[Finding], list[Damage]] | None:
+        if not isinstance(doc, dict):
+            self._damage(self.state_path, f"top level is {_json_type(doc)}, expected an object")
+            return None
+        jobs = doc.get("jobs", [])
+        if not isinstance(jobs, list):
+            self._damage(self.state_path, f'"jobs" is {_json_type(jobs)}, expected an array')
+            return None
+        findings: list[Finding] = []
+        damaged: list[Damage] = []
+        for index, record in enumerate(jobs):
+            problem = record_problem(record)
+            if problem is not None:
+                label = f"jobs[{index}]"
+                if isinstance(record, dict) and isinstance(record.get("id"), str):
+                    label += f" ({record['id']})"
+                damaged.append(Damage(str(self.state_path), f"{label} {problem}"))
+                continue
+            if record["status"] not in ACTIVE_STATUSES:
+                continue
+            pid = record.get("pid")
+            decision = decide(record, self.probe(pid) if pid is not None else None)
+            findings.append(
+                Finding(
+                    state_root=str(self.root),
+                    workspace=str(self.folder),
+                    job_id=record["id"],
+                    status=record["status"],
+                    pid=pid,
+                    verdict=decision.verdict,
+                    reason=decision.reason,
+                    index=index,
+                )
+            )
+        return findings, damaged
+
+    def run(self, fix: bool) -> None:
+        if self.folder.is_symlink():
+            self._damage(self.folder, "is a symbolic link; not followed")
+            return
+        backed_up: set[bytes] = set()
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            try:
+                data = cf.read_bytes(self.state_path)
+                doc, style = cf.parse_json(data)
+            except cf.FileProblem as exc:
+                self._damage(self.state_path, exc.reason)
+                return
+            evaluated = self._evaluate(doc)
+            if evaluated is None:
+                return
+            findings, damaged = evaluated
+            stuck = [f for f in findings if f.stuck]
+            for f in findings:
+                f.action = "would mark failed (use --fix)" if f.stuck else "left alone"
+            if not fix or not stuck or damaged:
+                if fix and damaged:
+                    for f in stuck:
+                        f.action = "NOT fixed: this state.json has damaged entries; repair by hand"
+                self.report.findings.extend(findings)
+                self.report.damaged.extend(damaged)
+                return
+            now = self.clock()
+            now_iso = cf.iso_now(now)
+            plans: list[tuple[Finding, dict[str, Any], _JobFile | None]] = []
+            for f in stuck:
+                job = _read_job_file(self.folder, f.job_id)
+                fields = failure_fields(
+                    Decision(f.verdict, f.reason), now_iso, job.doc if job else None
+                )
+                apply_fields(doc["jobs"][f.index], fields)
+                plans.append((f, fields, job))
+            try:
+                new = cf.dump_json(doc, style)
+                if data not in backed_up:
+                    backup = cf.write_backup(self.state_path, data, cf.stamp_for_filename(now))
+                    self.report.backups.append(str(backup))
+                    backed_up.add(data)
+                replaced = cf.replace_if_unchanged(self.state_path, data, new)
+            except (OSError, ValueError) as exc:
+                for f in stuck:
+                    f.action = f"NOT fixed: could not rewrite {self.state_path}: {exc}"
+                self.report.findings.extend(findings)
+                return
+            if replaced:
+                self.report.findings.extend(findings)
+                for f, fields, job in plans:
+                    self._finish(f, fields, job, doc["jobs"][f.index], now)
+                return
+        for f in stuck:
+            f.action = (
+                f"NOT fixed: {self.state_path} kept changing while being rewritten "
+                f"({MAX_WRITE_ATTEMPTS} attempts); run again"
+            )
+        self.report.findings.extend(findings)
+
+    def _finish(
+        self,
+        f: Finding,
+        fields: dict[str, Any],
+        job: _JobFile | None,
+        record: Mapping[str, Any],
+        now: float,
+    ) -> None:
+        """state.json is repaired: now the job file and the log."""
+        f.fixed = True
+        copied = (
+            job is not None and job.doc is not None and job.doc.get("status") in FINISHED_STATUSES
+        )
+        notes: list[str] = []
+        if copied:
+            f.action = f"set to {fields['status']!r}, as its job file already records"
+        else:
+            f.action = "marked failed"
+        if job is not None and job.problem is not None:
+            self._damage(job.path, job.problem)
+            notes.append("job file damaged, left untouched")
+        elif job is not None and not copied:
+            notes.append(self._fix_job_file(job.path, fields, now))
+        elif job is None and not safe_job_id(f.job_id):
+            notes.append("job id is not a safe file name: job file not touched")
+        log = _log_path(self.folder, record)
+        if log is not None:
+            try:
+                cf.append_log_line(log, f"jobgate doctor codex: {f.action}: {f.reason}.", now)
+            except OSError as exc:
+                notes.append(f"log not written: {exc.strerror or exc}")
+        f.action = "; ".join([f.action, *notes])
+
+    def _fix_job_file(self, path: Path, fields: dict[str, Any], now: float) -> str:
+        backed_up: set[bytes] = set()
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            try:
+                data = cf.read_bytes(path)
+                doc, style = cf.parse_json(data)
+            except cf.FileProblem as exc:
+                self._damage(path, exc.reason)
+                return "job file damaged, left untouched"
+            if not isinstance(doc, dict):
+                self._damage(path, f"is {_json_type(doc)}, expected an object")
+                return "job file damaged, left untouched"
+            if doc.get("status") in FINISHED_STATUSES:
+                return f"job file already says {doc['status']!r}, left as is"
+            apply_fields(doc, fields)
+            try:
+                if data not in backed_up:
+                    backup = cf.write_backup(path, data, cf.stamp_for_filename(now))
+                    self.report.backups.append(str(backup))
+                    backed_up.add(data)
+                if cf.replace_if_unchanged(path, data, cf.dump_json(doc, style)):
+                    return "job file updated"
+            except (OSError, ValueError) as exc:
+                return f"job file not updated: {exc}"
+        return f"job file not updated: it kept changing ({MAX_WRITE_ATTEMPTS} attempts)"
+
+
+def scan(
+    state_roots: Sequence[Path] | None = None,
+    *,
+    fix: bool = False,
+    probe: Callable[[int], ProcFacts | None] = proc_facts,
+    clock: Callable[[], float] = time.time,
+) -> Report:
+    """Check every workspace folder under ``state_roots`` (default: :func:`default_state_roots`).
+
+    Roots that do not exist are skipped (the caller validates roots the user named).
+    Without ``fix`` nothing is written, not even a backup.
+    """
+    candidates = list(state_roots) if state_roots else default_state_roots()
+    seen: set[str] = set()
+    roots: list[Path] = []
+    for root in candidates:
+        real = os.path.realpath(root)
+        if real in seen or not os.path.isdir(root):
+            continue
+        seen.add(real)
+        roots.append(root)
+    report = Report(
+        state_roots=[str(r) for r in roots], searched=[str(c) for c in candidates], fix=fix
+    )
+    for root in roots:
+        for folder in workspace_folders(root):
+            report.workspaces.append(str(folder))
+            _Workspace(report, root, folder, probe, clock).run(fix)
+    return report

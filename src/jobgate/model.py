@@ -1,0 +1,311 @@
+"""The job record: statuses, transitions and the shape of what is stored. No I/O.
+
+A job is a plain JSON object (a ``dict`` with camelCase keys, like the Codex companion's
+``state.json``), not a class: records written by other versions keep their unknown keys
+untouched, and the hot read path (the Stop hook) pays nothing for object mapping.
+Every change goes through one of the pure functions below, which return a *new* dict.
+
+Record fields (all optional except ``id`` and ``status``)::
+
+    id, name, kind, status, phase, command (argv list), cwd, sessionId,
+    pid, workerProcess (identity of the worker), commandPid,
+    commandProcess (identity of the command), exitCode, signal, errorMessage,
+    createdAt, startedAt, completedAt, updatedAt, logFile, outputOffset,
+    output (job file only), cancelRequestedAt
+
+Identities are described in :mod:`jobgate.liveness`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Job = dict[str, Any]
+
+QUEUED = "queued"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+ACTIVE = frozenset((QUEUED, RUNNING))
+FINISHED = frozenset((COMPLETED, FAILED, CANCELLED))
+
+PHASE_LOST = "lost"
+
+#: a ``queued`` record that has no process identity yet is believed for this long
+QUEUED_GRACE_SECONDS = 30.0
+
+#: keys kept only in ``jobs/<id>.json``, never in the index
+HEAVY_KEYS = frozenset(("output",))
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def now_iso(t: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z``, e.g. ``2026-11-24T18:08:48.123Z``."""
+    if t is None:
+        t = time.time()
+    whole = int(t)
+    ms = int((t - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def parse_iso(text: object) -> float | None:
+    """Unix time of an ISO 8601 string written by :func:`now_iso` (or with an offset)."""
+    if not isinstance(text, str) or not text:
+        return None
+    from datetime import datetime, timezone
+
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def new_id(kind: str, t: float | None = None) -> str:
+    """A new job id like ``run-mid1k2x3-4f9a2c``: kind, base-36 time in ms, random hex."""
+    if t is None:
+        t = time.time()
+    prefix = "".join(c for c in kind.lower() if c in _ID_CHARS and c != ".") or "job"
+    return f"{prefix[:16]}-{_base36(int(t * 1000))}-{os.urandom(3).hex()}"
+
+
+def is_safe_id(ref: str) -> bool:
+    """True if ``ref`` can name a file inside ``jobs/`` (no separators, no ``..``)."""
+    return (
+        0 < len(ref) <= 128
+        and ref[0] not in ".-"
+        and all(c in _ID_CHARS for c in ref.lower())
+        and ".." not in ref
+    )
+
+
+def new_job(
+    *,
+    job_id: str,
+    command: list[str],
+    cwd: str,
+    kind: str = "run",
+    name: str | None = None,
+    session_id: str | None = None,
+    log_file: str,
+    now: float | None = None,
+) -> Job:
+    """A fresh ``queued`` record (no process yet)."""
+    stamp = now_iso(now)
+    return {
+        "id": job_id,
+        "name": name or " ".join(command)[:80],
+        "kind": kind,
+        "status": QUEUED,
+        "phase": "queued",
+        "command": list(command),
+        "cwd": cwd,
+        "sessionId": session_id,
+        "pid": None,
+        "workerProcess": None,
+        "commandPid": None,
+        "commandProcess": None,
+        "exitCode": None,
+        "errorMessage": None,
+        "createdAt": stamp,
+        "startedAt": None,
+        "completedAt": None,
+        "updatedAt": stamp,
+        "logFile": log_file,
+    }
+
+
+def is_active(job: Job) -> bool:
+    return job.get("status") in ACTIVE
+
+
+def is_finished(job: Job) -> bool:
+    return job.get("status") in FINISHED
+
+
+def identities(job: Job) -> list[dict[str, Any]]:
+    """The process identities a job recorded (worker first, then command).
+
+    A legacy record with only a bare ``pid`` yields an identity without a start time;
+    :func:`jobgate.liveness.probe` refuses to call that alive, because a pid alone
+    cannot prove the process is still the job's.
+    """
+    out: list[dict[str, Any]] = []
+    for key in ("workerProcess", "commandProcess"):
+        ident = job.get(key)
+        if isinstance(ident, dict) and isinstance(ident.get("pid"), int):
+            out.append(ident)
+    if not out and isinstance(job.get("pid"), int) and not isinstance(job.get("pid"), bool):
+        out.append({"pid": job["pid"]})
+    return out
+
+
+def summary(job: Job) -> Job:
+    """The index entry for a job: the record without its heavy keys."""
+    return {k: v for k, v in job.items() if k not in HEAVY_KEYS}
+
+
+def touch(job: Job, now: float | None = None, **changes: Any) -> Job:
+    """A copy of ``job`` with ``changes`` applied and ``updatedAt`` set."""
+    out = dict(job)
+    out.update(changes)
+    out["updatedAt"] = now_iso(now)
+    return out
+
+
+def mark_running(
+    job: Job,
+    *,
+    worker: dict[str, Any] | None,
+    command: dict[str, Any] | None,
+    output_offset: int = 0,
+    now: float | None = None,
+) -> Job:
+    """The worker started the command. A job already finished (cancelled) stays so."""
+    changes: dict[str, Any] = {}
+    if worker is not None:
+        changes.update(pid=worker["pid"], workerProcess=worker)
+    if command is not None:
+        changes.update(commandPid=command["pid"], commandProcess=command)
+    if is_active(job):
+        changes.update(status=RUNNING, phase="running", outputOffset=output_offset)
+        changes["startedAt"] = job.get("startedAt") or now_iso(now)
+    return touch(job, now, **changes)
+
+
+def mark_exited(
+    job: Job,
+    *,
+    exit_code: int | None,
+    signal: int | None,
+    output: str | None = None,
+    now: float | None = None,
+) -> Job:
+    """The worker saw the command end. ``exit_code`` follows the shell convention
+    (128+N for signal N). A cancel already recorded keeps ``cancelled``."""
+    stamp = now_iso(now)
+    changes: dict[str, Any] = {"exitCode": exit_code, "signal": signal}
+    if output is not None:
+        changes["output"] = output
+    if job.get("status") == CANCELLED:
+        return touch(job, now, **changes)
+    if job.get("cancelRequestedAt"):
+        changes.update(status=CANCELLED, phase="cancelled", errorMessage="cancelled by user")
+    elif exit_code == 0:
+        changes.update(status=COMPLETED, phase="done", errorMessage=None)
+    else:
+        what = f"killed by signal {signal}" if signal else f"exited with code {exit_code}"
+        changes.update(status=FAILED, phase="failed", errorMessage=f"command {what}")
+    changes["completedAt"] = job.get("completedAt") or stamp
+    return touch(job, now, **changes)
+
+
+def mark_lost(job: Job, reason: str, now: float | None = None) -> Job:
+    """Nobody recorded an end and the job's processes are dead: ``failed``/``lost``."""
+    stamp = now_iso(now)
+    return touch(
+        job,
+        now,
+        status=FAILED,
+        phase=PHASE_LOST,
+        errorMessage=f"lost: {reason}",
+        completedAt=job.get("completedAt") or stamp,
+    )
+
+
+def mark_failed(job: Job, message: str, now: float | None = None) -> Job:
+    """The job could not be started or run (e.g. the program does not exist)."""
+    return touch(
+        job,
+        now,
+        status=FAILED,
+        phase="failed",
+        errorMessage=message,
+        completedAt=job.get("completedAt") or now_iso(now),
+    )
+
+
+def mark_cancel_requested(job: Job, now: float | None = None) -> Job:
+    return touch(job, now, cancelRequestedAt=now_iso(now), phase="cancelling")
+
+
+def mark_cancelled(job: Job, reason: str = "cancelled by user", now: float | None = None) -> Job:
+    return touch(
+        job,
+        now,
+        status=CANCELLED,
+        phase="cancelled",
+        errorMessage=reason,
+        completedAt=job.get("completedAt") or now_iso(now),
+    )
+
+
+def sort_newest_first(jobs: list[Job]) -> list[Job]:
+    return sorted(jobs, key=lambda j: (str(j.get("createdAt") or ""), str(j.get("id"))), reverse=True)
+
+
+def prune(jobs: list[Job], keep_finished: int) -> tuple[list[Job], list[Job]]:
+    """Split ``jobs`` into (kept, dropped): every active job is kept, plus the newest
+    ``keep_finished`` finished ones. Order of ``kept`` follows the input."""
+    finished = [j for j in sort_newest_first(jobs) if not is_active(j)]
+    drop_ids = {j["id"] for j in finished[max(keep_finished, 0) :]}
+    kept = [j for j in jobs if j.get("id") not in drop_ids]
+    dropped = [j for j in jobs if j.get("id") in drop_ids]
+    return kept, dropped
+
+
+def exit_code_of(returncode: int) -> tuple[int, int | None]:
+    """Map a ``subprocess`` return code to (shell exit code, signal or None)."""
+    if returncode < 0:
+        return 128 - returncode, -returncode
+    return returncode, None
+
+
+def resolve_ref(jobs: list[Job], ref: str) -> Job:
+    """The job ``ref`` names: an exact id, else a unique id prefix.
+
+    Raises :class:`~jobgate.errors.JobgateError` for refs that could escape the state
+    dir (``../x``, ``/etc/passwd``), unknown refs and ambiguous prefixes.
+    """
+    from jobgate.errors import JobgateError
+
+    if not is_safe_id(ref):
+        raise JobgateError(
+            f"invalid job reference {ref!r}: job ids contain only letters, digits, "
+            "'-', '_' and '.'"
+        )
+    for job in jobs:
+        if job.get("id") == ref:
+            return job
+    matches = [j for j in jobs if str(j.get("id", "")).startswith(ref)]
+    if not matches:
+        raise JobgateError(f"no job matches {ref!r} (see: jobgate status --all)")
+    if len(matches) > 1:
+        ids = ", ".join(str(j.get("id")) for j in matches[:5])
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        raise JobgateError(f"ambiguous job reference {ref!r}: matches {ids}{more}")
+    return matches[0]

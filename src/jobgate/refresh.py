@@ -1,0 +1,98 @@
+"""Read a workspace's jobs and write down any that are found dead (invariant 3).
+
+The common path costs one lock-free read of the index and one ``/proc`` probe per
+active job: nothing is locked or written unless a job is found lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+from jobgate import liveness, model, reconcile
+from jobgate.store import CorruptFile, LockTimeout, Store, log_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: how long a fast, must-not-fail reader (the Stop hook) waits for the lock before it
+#: settles for a read-only view
+HOOK_LOCK_TIMEOUT = 0.25
+
+
+def load(
+    store: Store,
+    *,
+    persist: bool = True,
+    lock_timeout: float = 30.0,
+    readonly_fallback: bool = False,
+) -> tuple[list[model.Job], list[tuple[str, str]]]:
+    """``(jobs, lost)``: the index with every dead active job marked lost.
+
+    ``lost`` lists ``(job id, reason)`` for what was found dead on this call. With
+    ``persist`` the change is written (index, job file, log line) under the lock. If
+    the lock cannot be had in ``lock_timeout`` and ``readonly_fallback`` is set, the
+    lost jobs are marked in the returned view only, so a dead job is still never
+    reported as running.
+    """
+    now = time.time()
+    try:
+        jobs = store.read_index()
+    except CorruptFile:
+        jobs = None  # the locked path quarantines and rebuilds it
+    if jobs is not None:
+        lost = reconcile.find_lost(jobs, liveness.probe, now)
+        if not lost:
+            return jobs, []
+        if not persist:
+            return _mark_in_view(jobs, lost, now), lost
+    elif not persist:
+        return [], []
+    try:
+        return _persist(store, lock_timeout)
+    except LockTimeout:
+        if not readonly_fallback or jobs is None:
+            raise
+        lost = reconcile.find_lost(jobs, liveness.probe, now)
+        return _mark_in_view(jobs, lost, now), lost
+
+
+def _mark_in_view(
+    jobs: list[model.Job], lost: list[tuple[str, str]], now: float
+) -> list[model.Job]:
+    reasons = dict(lost)
+    return [
+        model.mark_lost(j, reasons[j["id"]], now) if j.get("id") in reasons else j for j in jobs
+    ]
+
+
+def _persist(store: Store, lock_timeout: float) -> tuple[list[model.Job], list[tuple[str, str]]]:
+    with store.transaction(lock_timeout) as tx:
+        now = time.time()
+        lost = reconcile.find_lost(tx.jobs, liveness.probe, now)
+        for job_id, reason in lost:
+            full = tx.get(job_id)
+            if full is not None:
+                tx.put(model.mark_lost(full, reason, now))
+        jobs = list(tx.jobs)
+    for job_id, reason in lost:
+        try:
+            log_line(store.log_path(job_id), f"jobgate: job marked failed (lost): {reason}")
+        except Exception:  # an odd id in a hand-edited index must not fail a reader
+            pass
+    return jobs, lost
+
+
+def find_job(jobs: list[model.Job], job_id: str) -> model.Job | None:
+    for job in jobs:
+        if job.get("id") == job_id:
+            return job
+    return None
+
+
+def full_record(store: Store, summary: model.Job) -> dict[str, Any]:
+    """The job file merged under the (possibly fresher) index summary."""
+    full = store.read_job(str(summary["id"])) or {}
+    merged = dict(full)
+    merged.update(summary)
+    return merged

@@ -1,0 +1,446 @@
+"""The state directory on disk: the lock, atomic writes, the index and job files.
+
+Layout (see DESIGN.md)::
+
+    state.json      {"version": 1, "jobs": [summary, ...]}   (the index)
+    config.json     settings, kept apart so index damage cannot erase them
+    state.lock      the inter-process lock
+    jobs/<id>.json  full record of one job
+    jobs/<id>.log   combined output and timestamped progress lines
+
+Rules:
+
+* Every change is a read-modify-write inside :meth:`Store.transaction`, which holds an
+  exclusive lock on ``state.lock`` (``fcntl.flock`` on POSIX; the ``filelock`` package
+  elsewhere, imported lazily because its import alone costs ~40 ms).
+* Every file is written to a temp file in the same folder, flushed, fsynced and
+  ``os.replace``d, so a reader never sees half a file and a writer killed at any
+  instant leaves the last committed state intact. Lock-free reads are consistent.
+* An unreadable index is moved aside to ``state.json.corrupt-<time>`` and rebuilt
+  from ``jobs/*.json``; a warning goes to stderr.
+* Files are 0600, folders 0700.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from jobgate import model
+from jobgate.errors import JobgateError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+INDEX_VERSION = 1
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class CorruptFile(Exception):
+    """A state file exists but does not hold what it should."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class LockTimeout(JobgateError):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(f"timed out after {timeout:g}s waiting for the lock {path}")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``."""
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
+    if pretty:
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+    atomic_write(path, text.encode("utf-8"))
+
+
+def read_json(path: str) -> Any:
+    """Parsed JSON of ``path``; None if missing; :class:`CorruptFile` if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CorruptFile(path, "is a directory") from None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptFile(path, f"not valid JSON ({exc})") from None
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line (O_APPEND, 0600). Best effort: a log line never fails a command."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def log_line(path: str, message: str) -> None:
+    """Append a timestamped progress line ``[ISO time] message`` to a job log."""
+    append_line(path, f"[{model.now_iso()}] {message}")
+
+
+class _PosixLock:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+
+class _PortableLock:  # pragma: no cover - exercised on non-POSIX platforms
+    def __init__(self, path: str) -> None:
+        import filelock
+
+        self._lock = filelock.FileLock(path)
+
+    def acquire(self, timeout: float) -> bool:
+        import filelock
+
+        try:
+            self._lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _make_lock(path: str) -> _PosixLock | _PortableLock:
+    if os.name == "posix":
+        return _PosixLock(path)
+    return _PortableLock(path)
+
+
+def warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"jobgate: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Store:
+    """One workspace's state directory."""
+
+    def __init__(self, state_dir: str, workspace_root: str = "") -> None:
+        self.state_dir = state_dir
+        self.workspace_root = workspace_root
+        self.index_path = os.path.join(state_dir, "state.json")
+        self.config_path = os.path.join(state_dir, "config.json")
+        self.lock_path = os.path.join(state_dir, "state.lock")
+        self.jobs_dir = os.path.join(state_dir, "jobs")
+
+    # -- paths ---------------------------------------------------------------
+    def job_path(self, job_id: str) -> str:
+        if not model.is_safe_id(job_id):
+            raise JobgateError(f"invalid job id {job_id!r}")
+        return os.path.join(self.jobs_dir, f"{job_id}.json")
+
+    def log_path(self, job_id: str) -> str:
+        if not model.is_safe_id(job_id):
+            raise JobgateError(f"invalid job id {job_id!r}")
+        return os.path.join(self.jobs_dir, f"{job_id}.log")
+
+    # -- setup ---------------------------------------------------------------
+    def exists(self) -> bool:
+        from jobgate.workspace import check_private_dir
+
+        return check_private_dir(self.state_dir)
+
+    def ensure(self) -> None:
+        """Create the state dir (0700) and ``jobs/`` if needed; refuse unsafe dirs."""
+        from jobgate.workspace import ensure_private_dir
+
+        ensure_private_dir(os.path.dirname(self.state_dir))
+        ensure_private_dir(self.state_dir)
+        ensure_private_dir(self.jobs_dir)
+
+    # -- lock-free reads -----------------------------------------------------
+    def read_index(self) -> list[model.Job]:
+        """The index's job summaries without taking the lock ([] if none yet).
+
+        Raises :class:`CorruptFile` when the index exists but is unreadable.
+        """
+        data = read_json(self.index_path)
+        if data is None:
+            return []
+        return _validate_index(self.index_path, data)
+
+    def read_job(self, job_id: str) -> model.Job | None:
+        """The full record from ``jobs/<id>.json`` (None if missing or unreadable)."""
+        try:
+            data = read_json(self.job_path(job_id))
+        except CorruptFile as exc:
+            warn(f"ignoring unreadable job file {exc.path}: {exc.reason}")
+            return None
+        if isinstance(data, dict) and data.get("id") == job_id:
+            return data
+        return None
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            data = read_json(self.config_path)
+        except CorruptFile as exc:
+            raise JobgateError(f"config file {exc.path} is unreadable: {exc.reason}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise JobgateError(f"config file {self.config_path} does not hold a JSON object")
+        return data
+
+    # -- locked writes -------------------------------------------------------
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> _LockContext:
+        return _LockContext(self, timeout)
+
+    def transaction(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Transaction:
+        """``with store.transaction() as tx:`` — a locked read-modify-write."""
+        return Transaction(self, timeout)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write settings; call while holding :meth:`lock`."""
+        write_json(self.config_path, config)
+
+    def rebuild_index_from_jobs(self) -> list[model.Job]:
+        jobs: list[model.Job] = []
+        try:
+            names = sorted(os.listdir(self.jobs_dir))
+        except FileNotFoundError:
+            return jobs
+        for name in names:
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            job = self.read_job(name[: -len(".json")])
+            if job is not None:
+                jobs.append(model.summary(job))
+        return model.sort_newest_first(jobs)
+
+    def quarantine_index(self, reason: str) -> list[model.Job]:
+        """Move the unreadable index aside and rebuild it from the job files."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = f"{self.index_path}.corrupt-{stamp}"
+        n = 1
+        while os.path.exists(target):
+            n += 1
+            target = f"{self.index_path}.corrupt-{stamp}-{n}"
+        os.replace(self.index_path, target)
+        jobs = self.rebuild_index_from_jobs()
+        warn(
+            f"the job index {self.index_path} was unreadable ({reason}); moved it to "
+            f"{target} and rebuilt the index from {len(jobs)} job file(s)"
+        )
+        return jobs
+
+
+def _validate_index(path: str, data: Any) -> list[model.Job]:
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise CorruptFile(path, "not an object with a 'jobs' list")
+    jobs = data["jobs"]
+    for job in jobs:
+        if not isinstance(job, dict) or not isinstance(job.get("id"), str):
+            raise CorruptFile(path, "a job entry is not an object with an 'id'")
+    return jobs
+
+
+class _LockContext:
+    def __init__(self, store: Store, timeout: float) -> None:
+        self.store = store
+        self.timeout = timeout
+        self._lock: _PosixLock | _PortableLock | None = None
+
+    def __enter__(self) -> _LockContext:
+        self.store.ensure()
+        lock = _make_lock(self.store.lock_path)
+        if not lock.acquire(self.timeout):
+            raise LockTimeout(self.store.lock_path, self.timeout)
+        self._lock = lock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class Transaction:
+    """Holds the lock; loads the index; stages job changes; commits on clean exit.
+
+    ``jobs`` is the list of index summaries. Use :meth:`get` for a full record and
+    :meth:`put` to stage a changed record; nothing is written if the block raises.
+    """
+
+    def __init__(self, store: Store, timeout: float) -> None:
+        self.store = store
+        self._lockctx = _LockContext(store, timeout)
+        self.jobs: list[model.Job] = []
+        self._staged: dict[str, model.Job] = {}
+        self._removed: set[str] = set()
+        self._dirty = False
+        self.max_finished: int | None = None
+
+    def __enter__(self) -> Transaction:
+        self._lockctx.__enter__()
+        try:
+            try:
+                self.jobs = self.store.read_index()
+            except CorruptFile as exc:
+                self.jobs = self.store.quarantine_index(exc.reason)
+                self._dirty = True
+        except BaseException:
+            self._lockctx.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            self._lockctx.__exit__(None, None, None)
+
+    # -- reading -------------------------------------------------------------
+    def find(self, job_id: str) -> model.Job | None:
+        for job in self.jobs:
+            if job.get("id") == job_id:
+                return job
+        return None
+
+    def get(self, job_id: str) -> model.Job | None:
+        """The full record (job file merged over the index summary)."""
+        if job_id in self._staged:
+            return self._staged[job_id]
+        summ = self.find(job_id)
+        full = self.store.read_job(job_id)
+        if summ is None:
+            return full
+        if full is None:
+            return dict(summ)
+        merged = dict(full)
+        merged.update(summ)
+        return merged
+
+    # -- staging -------------------------------------------------------------
+    def put(self, job: model.Job) -> None:
+        """Stage ``job`` (a full record): written to its file and the index at commit."""
+        job_id = job["id"]
+        self.store.job_path(job_id)  # validates the id
+        self._staged[job_id] = job
+        summ = model.summary(job)
+        for i, existing in enumerate(self.jobs):
+            if existing.get("id") == job_id:
+                self.jobs[i] = summ
+                break
+        else:
+            self.jobs.insert(0, summ)
+        self._dirty = True
+
+    def remove(self, job_id: str) -> None:
+        self.jobs = [j for j in self.jobs if j.get("id") != job_id]
+        self._staged.pop(job_id, None)
+        self._removed.add(job_id)
+        self._dirty = True
+
+    def _commit(self) -> None:
+        if self.max_finished is not None:
+            kept, dropped = model.prune(self.jobs, self.max_finished)
+            for job in dropped:
+                self.remove(str(job["id"]))
+            self.jobs = kept
+        if not self._dirty:
+            return
+        for job_id, job in self._staged.items():
+            write_json(self.store.job_path(job_id), job)
+        write_json(
+            self.store.index_path, {"version": INDEX_VERSION, "jobs": self.jobs}, pretty=False
+        )
+        for job_id in self._removed:
+            for path in (self.store.job_path(job_id), self.store.log_path(job_id)):
+                _unlink_quietly(path)
+        self._staged.clear()
+        self._removed.clear()
+        self._dirty = False
+

@@ -1,0 +1,211 @@
+"""The worker: the process that starts a job's command and records how it ended.
+
+Background jobs run it detached (``python -m jobgate.worker STATE_DIR JOB_ID``, its own
+session, stdio away from the caller); a foreground ``jobgate run`` runs the same code
+in-process and tees the command's output to the terminal.
+
+The command runs in a new session (so it and its process group can be ended as one)
+with ``JOBGATE_JOB_ID`` in its environment, which lets ``cancel`` find descendants that
+left the group and were orphaned. In the background the command writes straight to the
+job log, so it outlives a killed worker (the job then stays running until the command
+ends too; see :mod:`jobgate.reconcile`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from jobgate import liveness, model
+from jobgate.store import Store, log_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
+
+#: how much of the command's output is kept as the job's result
+OUTPUT_KEEP_BYTES = 64 * 1024
+JOB_ENV = "JOBGATE_JOB_ID"
+
+
+def _log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
+    """The last ``limit`` bytes of the command's output (log bytes after ``offset``)."""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+            start = max(offset, end - limit)
+            fh.seek(start)
+            data = fh.read(end - start)
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
+
+
+def is_progress_line(line: str) -> bool:
+    """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
+    return line.startswith("[") and line[25:36] == "] jobgate: "
+
+
+def _start_command(
+    job: model.Job, log_path: str, foreground: bool
+) -> tuple[subprocess.Popen[bytes] | None, str | None]:
+    env = dict(os.environ)
+    env[JOB_ENV] = str(job["id"])
+    argv = [str(a) for a in job.get("command") or []]
+    if not argv:
+        return None, "no command to run"
+    try:
+        if foreground:
+            proc = subprocess.Popen(
+                argv,
+                cwd=job.get("cwd") or None,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        else:
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=job.get("cwd") or None,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=fd,
+                    stderr=fd,
+                    start_new_session=True,
+                )
+            finally:
+                os.close(fd)
+    except FileNotFoundError:
+        return None, f"command not found: {argv[0]}"
+    except PermissionError:
+        return None, f"permission denied running {argv[0]}"
+    except OSError as exc:
+        return None, f"cannot run {argv[0]}: {exc.strerror or exc}"
+    return proc, None
+
+
+def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes]) -> None:
+    """Foreground: copy the command's output to ``out`` and the log as it comes."""
+    assert proc.stdout is not None
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        src = proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(src, 65536)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if not chunk:
+                break
+            os.write(fd, chunk)
+            try:
+                out.write(chunk)
+                out.flush()
+            except (OSError, ValueError):
+                pass  # the terminal went away; keep logging
+    finally:
+        os.close(fd)
+        proc.stdout.close()
+
+
+def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
+    """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group."""
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(proc.pid, signum)
+        except OSError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):  # pragma: no cover - not main thread
+            pass
+
+
+def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
+    """Start the job's command, record it running, wait, record the end.
+
+    Returns the shell-style exit code (128+N when killed by signal N; 127 when the
+    command cannot be started; 1 when there is nothing to run).
+    """
+    me = liveness.capture(os.getpid())
+    log_path = store.log_path(job_id)
+    with store.transaction() as tx:
+        job = tx.get(job_id)
+        if job is None:
+            log_line(log_path, "jobgate: worker found no record for this job; nothing run")
+            return 1
+        if not model.is_active(job) or job.get("cancelRequestedAt"):
+            if model.is_active(job):
+                tx.put(model.mark_cancelled(job))
+            log_line(log_path, "jobgate: job was cancelled before it started")
+            return 1
+        log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
+        offset = _log_size(log_path)
+        proc, error = _start_command(job, log_path, foreground)
+        if proc is None:
+            assert error is not None
+            tx.put(model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error))
+            log_line(log_path, f"jobgate: {error}")
+            if foreground:
+                sys.stderr.write(f"jobgate: error: {error}\n")
+            return 127
+        child = liveness.capture(proc.pid)
+        if child is None:  # exited already: still record who it was
+            child = {"pid": proc.pid}
+        tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
+    log_line(log_path, f"jobgate: running, command pid {proc.pid}")
+
+    if foreground:
+        _forward_signals(proc)
+        _pump(proc, log_path, sys.stdout.buffer)
+    returncode = proc.wait()
+    code, sig = model.exit_code_of(returncode)
+    output = read_output(log_path, offset)
+    what = f"killed by signal {sig}" if sig else f"exited with code {code}"
+    with store.transaction() as tx:
+        job = tx.get(job_id)
+        if job is not None:
+            tx.put(model.mark_exited(job, exit_code=code, signal=sig, output=output))
+    log_line(log_path, f"jobgate: command {what}")
+    return code
+
+
+def model_command(job: model.Job) -> str:
+    import shlex
+
+    return shlex.join(str(a) for a in job.get("command") or [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the detached worker: ``python -m jobgate.worker STATE_DIR JOB_ID``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m jobgate.worker STATE_DIR JOB_ID\n")
+        return 2
+    state_dir, job_id = args
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover
+        pass
+    return run_job(Store(state_dir), job_id, foreground=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
