@@ -123,7 +123,7 @@ def _table(findings: list[Finding]) -> list[str]:
         cells = [row[i].ljust(widths[i]) for i in range(4)]
         lines.append("  " + "  ".join([*cells, row[4]]).rstrip())
         if n:
-            lines.append("    " + " " * 0 + f"why: {findings[n - 1].reason}")
+            lines.append(f"    why: {findings[n - 1].reason}")
     return lines
 
 
