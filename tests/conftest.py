@@ -1,0 +1,150 @@
+"""Shared fixtures: an isolated state root per test, a CLI runner, and reaping of every
+process a test (or the jobs it started) leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+class Env:
+    """An isolated jobgate environment: its own state root and workspace dir."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.home = tmp_path / "state-root"
+        self.workspace = tmp_path / "ws"
+        self.workspace.mkdir()
+        self.env = dict(os.environ)
+        self.env["JOBGATE_HOME"] = str(self.home)
+        self.env.pop("JOBGATE_SESSION_ID", None)
+        self.env.pop("CLAUDE_PLUGIN_DATA", None)
+        self.env["PYTHONPATH"] = SRC + os.pathsep + self.env.get("PYTHONPATH", "")
+
+    def cli(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m jobgate ARGS`` in the workspace; stdout/stderr captured."""
+        full_env = dict(self.env)
+        if env:
+            full_env.update(env)
+        return subprocess.run(
+            [sys.executable, "-m", "jobgate", *args],
+            cwd=str(cwd or self.workspace),
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def cli_json(self, *args: str, **kw: Any) -> Any:
+        proc = self.cli(*args, "--json", **kw)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def start(self, *command: str, name: str | None = None, session: str | None = None) -> dict[str, Any]:
+        """Start a background job; returns the ``--json`` brief (id, status, pid...)."""
+        args = ["run", "--background", "--json"]
+        if name:
+            args += ["--name", name]
+        if session:
+            args += ["--session", session]
+        proc = self.cli(*args, "--", *command)
+        assert proc.returncode == 0, proc.stderr
+        brief: dict[str, Any] = json.loads(proc.stdout)
+        return brief
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.cli_json("status", job_id)["job"]
+        return data
+
+    def wait_for(
+        self, job_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
+        """Poll ``status JOB`` until ``predicate(job)``; fail the test on timeout."""
+        deadline = time.monotonic() + timeout
+        job = self.job(job_id)
+        while not predicate(job):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on {job_id}: {job}")
+            time.sleep(0.1)
+            job = self.job(job_id)
+        return job
+
+    def state_dir(self) -> Path:
+        dirs = [p for p in self.home.iterdir() if p.is_dir()] if self.home.exists() else []
+        assert len(dirs) == 1, dirs
+        return dirs[0]
+
+
+def _jobgate_processes_under(root: str) -> list[psutil.Process]:
+    """Processes whose command line or environment mention ``root`` (our test state)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if root in cmdline:
+                found.append(proc)
+                continue
+            if proc.pid == os.getpid():
+                continue
+            env = proc.environ()
+            if env.get("JOBGATE_HOME") == root:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+@pytest.fixture
+def jg(tmp_path: Path) -> Iterator[Env]:
+    """An isolated jobgate env; every process it started is killed afterwards."""
+    env = Env(tmp_path)
+    try:
+        yield env
+    finally:
+        reap_marked(str(env.home))
+
+
+def reap_marked(root: str) -> None:
+    me = psutil.Process()
+    mine = {p.pid for p in me.children(recursive=True)}
+    procs = _jobgate_processes_under(root)
+    jobs_env: list[psutil.Process] = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid in mine or proc.pid == me.pid:
+                continue
+            if "JOBGATE_JOB_ID" in proc.environ() and proc.environ().get("JOBGATE_HOME") == root:
+                jobs_env.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    for proc in procs + jobs_env:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+    for child in me.children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(me.children(recursive=True), timeout=3)
