@@ -19,9 +19,10 @@ own failure shape (see :func:`failure_fields`), after a backup, atomically, and 
 the file did not change meanwhile (the plugin takes no lock). No process is ever
 signalled: a reused pid belongs to a stranger.
 
-Layout: :func:`decide`, :func:`record_problem` and :func:`failure_fields` are pure;
-:func:`scan` does the I/O (through :mod:`jobgate.codex_files`) and returns a
-:class:`Report`; rendering lives in :mod:`jobgate.doctor_cli`.
+Layout: the pure rules (:func:`decide`, :func:`record_problem`, :func:`failure_fields`)
+live in :mod:`jobgate.doctor_codex_rules` and are re-exported here; :func:`scan` does the
+I/O (files through :mod:`jobgate.codex_files`, processes through :mod:`jobgate.liveness`)
+and returns a :class:`Report`; rendering lives in :mod:`jobgate.doctor_cli`.
 
 Platform notes: process start times come from :func:`jobgate.liveness.proc_info` (``/proc``
 on Linux, psutil elsewhere). Linux derives them from the boot time, which is rounded to a
@@ -40,186 +41,58 @@ from pathlib import Path
 from typing import Any
 
 from jobgate import codex_files as cf
+from jobgate.doctor_codex_rules import (
+    ACTIVE_STATUSES,
+    ALIVE,
+    FINISHED_STATUSES,
+    GONE,
+    REUSED,
+    STUCK,
+    TIME_TOLERANCE_SECONDS,
+    UNVERIFIABLE,
+    Decision,
+    ProcFacts,
+    apply_fields,
+    decide,
+    failure_fields,
+    job_time,
+    json_type,
+    record_problem,
+    safe_job_id,
+)
 
-#: a process that started at most this many seconds after the job's time may still be
-#: its worker: a ``queued`` record is stamped ``createdAt`` just before its worker is
-#: spawned, and Linux start times are only accurate to about a second.
-TIME_TOLERANCE_SECONDS = 5.0
 #: how many times a file that keeps changing under us is re-read before giving up
 MAX_WRITE_ATTEMPTS = 5
-
-ACTIVE_STATUSES = frozenset(("queued", "running"))
-FINISHED_STATUSES = frozenset(("completed", "failed", "cancelled"))
-
-GONE = "gone"
-REUSED = "reused"
-ALIVE = "alive"
-UNVERIFIABLE = "unverifiable"
-STUCK = frozenset((GONE, REUSED))
-
 #: exit status when stuck jobs were found and are still stuck (not fixed)
 EXIT_STUCK = 1
 
-
-# --------------------------------------------------------------------------- pure
-
-
-@dataclass(frozen=True)
-class ProcFacts:
-    """What the OS says about a pid: zombie or not, and its start as a Unix time."""
-
-    pid: int
-    zombie: bool
-    start_time: float | None
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: str
-    reason: str
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def safe_job_id(job_id: object) -> bool:
-    """Whether ``job_id`` can name ``jobs/<id>.json`` without leaving the jobs folder."""
-    return (
-        isinstance(job_id, str)
-        and job_id not in ("", ".")
-        and ".." not in job_id
-        and not any(ch in job_id for ch in "/\\\0:")
-    )
-
-
-def record_problem(record: object) -> str | None:
-    """Why a ``state.json`` job entry cannot be judged, or None when it is well-formed.
-
-    Only what this command relies on is checked: an object with a string ``status``
-    and, for ``queued``/``running`` entries, a string ``id`` and a ``pid`` that is a
-    positive integer or null.
-    """
-    if not isinstance(record, dict):
-        return f"is {_json_type(record)}, expected an object"
-    status = record.get("status")
-    if not isinstance(status, str):
-        return f"has status {status!r} ({_json_type(status)}), expected a string"
-    if status not in ACTIVE_STATUSES:
-        return None
-    job_id = record.get("id")
-    if not isinstance(job_id, str) or not job_id:
-        return f"has id {job_id!r}, expected a non-empty string"
-    pid = record.get("pid")
-    if pid is None:
-        return None
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        return f"has pid {pid!r} ({_json_type(pid)}), expected an integer or null"
-    if pid <= 0:
-        return f"has pid {pid}, expected a positive integer"
-    return None
-
-
-def job_time(record: Mapping[str, Any]) -> tuple[str, object]:
-    """The job time a live pid is compared with: ``startedAt``, else ``createdAt``."""
-    for key in ("startedAt", "createdAt"):
-        value = record.get(key)
-        if value is not None:
-            return key, value
-    return "startedAt", None
-
-
-def decide(
-    record: Mapping[str, Any],
-    proc: ProcFacts | None,
-    tolerance: float = TIME_TOLERANCE_SECONDS,
-) -> Decision:
-    """The verdict for one well-formed active record (see :func:`record_problem`).
-
-    ``proc`` is what the OS reports for the record's pid now (None: no such process).
-    """
-    pid = record.get("pid")
-    if pid is None:
-        return Decision(UNVERIFIABLE, "no pid recorded, so there is no process to check")
-    if proc is None:
-        return Decision(GONE, f"pid {pid} no longer exists")
-    if proc.zombie:
-        return Decision(GONE, f"pid {pid} has exited (a zombie, not yet reaped)")
-    key, raw = job_time(record)
-    if raw is None:
-        return Decision(
-            UNVERIFIABLE,
-            f"pid {pid} is running, but the job has no startedAt or createdAt to tell "
-            "it apart from a reused pid",
-        )
-    job_start = cf.parse_iso(raw)
-    if job_start is None:
-        return Decision(
-            UNVERIFIABLE,
-            f"pid {pid} is running, but {key} {raw!r} is not a readable ISO-8601 time, "
-            "so a reused pid cannot be ruled out",
-        )
-    if proc.start_time is None:
-        return Decision(UNVERIFIABLE, f"pid {pid} is running, but its start time cannot be read")
-    delta = proc.start_time - job_start
-    started = cf.iso_now(proc.start_time)
-    if delta > tolerance:
-        return Decision(
-            REUSED,
-            f"pid {pid} belongs to another process: it started at {started}, "
-            f"{delta:.0f} s after the job's {key} ({raw})",
-        )
-    when = "before" if delta <= 0 else f"{delta:.1f} s after (within {tolerance:g} s of)"
-    return Decision(ALIVE, f"pid {pid} is running and started at {started}, {when} the job's {key}")
-
-
-def failure_fields(
-    decision: Decision, now_iso: str, job_file: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The fields to set on a stuck record, in the plugin's own failure shape.
-
-    Normally ``status``/``phase`` ``"failed"``, ``pid`` null, ``completedAt``,
-    ``errorMessage`` and ``updatedAt``. When the job file already records a finished
-    status (the worker wrote its result, then died before updating the index), that
-    outcome is copied instead: a finished job is not turned into a failure.
-    """
-    if job_file is not None and job_file.get("status") in FINISHED_STATUSES:
-        fields: dict[str, Any] = {"status": job_file["status"]}
-        if "phase" in job_file:
-            fields["phase"] = job_file["phase"]
-        fields["pid"] = None
-        fields["completedAt"] = job_file.get("completedAt") or now_iso
-        if "errorMessage" in job_file:
-            fields["errorMessage"] = job_file["errorMessage"]
-        fields["updatedAt"] = now_iso
-        return fields
-    return {
-        "status": "failed",
-        "phase": "failed",
-        "pid": None,
-        "completedAt": now_iso,
-        "errorMessage": (
-            f"Marked failed by `jobgate doctor codex`: {decision.reason}. The job's "
-            "process ended without recording an outcome."
-        ),
-        "updatedAt": now_iso,
-    }
-
-
-def apply_fields(record: dict[str, Any], fields: Mapping[str, Any]) -> None:
-    """Set ``fields`` on ``record``: existing keys keep their place, new ones go last."""
-    for key, value in fields.items():
-        record[key] = value
+__all__ = [
+    "ACTIVE_STATUSES",
+    "ALIVE",
+    "EXIT_STUCK",
+    "FINISHED_STATUSES",
+    "GONE",
+    "MAX_WRITE_ATTEMPTS",
+    "REUSED",
+    "STUCK",
+    "TIME_TOLERANCE_SECONDS",
+    "UNVERIFIABLE",
+    "Damage",
+    "Decision",
+    "Finding",
+    "ProcFacts",
+    "Report",
+    "apply_fields",
+    "decide",
+    "default_state_roots",
+    "failure_fields",
+    "job_time",
+    "proc_facts",
+    "record_problem",
+    "safe_job_id",
+    "scan",
+    "workspace_folders",
+]
 
 
 # ------------------------------------------------------------------------- report
@@ -400,7 +273,7 @@ def _read_job_file(workspace: Path, job_id: str) -> _JobFile | None:
         job.problem = exc.reason
         return job
     if not isinstance(doc, dict):
-        job.problem = f"is {_json_type(doc)}, expected an object"
+        job.problem = f"is {json_type(doc)}, expected an object"
     else:
         job.doc = doc
     return job
@@ -429,11 +302,11 @@ class _Workspace:
 
     def _evaluate(self, doc: Any) -> tuple[list[Finding], list[Damage]] | None:
         if not isinstance(doc, dict):
-            self._damage(self.state_path, f"top level is {_json_type(doc)}, expected an object")
+            self._damage(self.state_path, f"top level is {json_type(doc)}, expected an object")
             return None
         jobs = doc.get("jobs", [])
         if not isinstance(jobs, list):
-            self._damage(self.state_path, f'"jobs" is {_json_type(jobs)}, expected an array')
+            self._damage(self.state_path, f'"jobs" is {json_type(jobs)}, expected an array')
             return None
         findings: list[Finding] = []
         damaged: list[Damage] = []
@@ -566,7 +439,7 @@ class _Workspace:
                 self._damage(path, exc.reason)
                 return "job file damaged, left untouched"
             if not isinstance(doc, dict):
-                self._damage(path, f"is {_json_type(doc)}, expected an object")
+                self._damage(path, f"is {json_type(doc)}, expected an object")
                 return "job file damaged, left untouched"
             if doc.get("status") in FINISHED_STATUSES:
                 return f"job file already says {doc['status']!r}, left as is"
