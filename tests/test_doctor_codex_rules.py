@@ -26,8 +26,15 @@ from jobgate.doctor_codex_rules import (
 )
 
 JOB_START = "2026-11-24T18:08:48.123Z"
-JOB_T = cf.parse_iso(JOB_START)
-assert JOB_T is not None
+
+
+def _parse(text: str) -> float:
+    value = cf.parse_iso(text)
+    assert value is not None
+    return value
+
+
+JOB_T = _parse(JOB_START)
 
 
 def running(**extra: Any) -> dict[str, Any]:
