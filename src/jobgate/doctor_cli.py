@@ -40,7 +40,8 @@ change them meanwhile (else they are re-read and checked again). Damaged files
 
 _CODEX_EPILOG = """\
 state roots searched when no --state-root is given:
-  $CLAUDE_PLUGIN_DATA/state, ~/.claude/plugins/data/*/state, <temp dir>/codex-companion
+  $CLAUDE_PLUGIN_DATA/state, ~/.claude/plugins/data/*codex*/state,
+  <temp dir>/codex-companion
 A state root holds one folder per workspace (<slug>-<16 hex>/state.json).
 
 exit status:
@@ -100,7 +101,7 @@ def handler(args: argparse.Namespace) -> int:
             raise JobgateError(f"--state-root {root}: no such directory", EXIT_USAGE)
     report = doctor_codex.scan(roots, fix=args.fix)
     if args.json:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(render_text(report, roots))
     sys.stdout.flush()

@@ -191,9 +191,11 @@ def default_state_roots(
 ) -> list[Path]:
     """Where the plugin may keep state, in search order (existing or not).
 
-    ``$CLAUDE_PLUGIN_DATA/state``; every ``~/.claude/plugins/data/*/state`` (Claude Code
-    sets ``CLAUDE_PLUGIN_DATA`` only for the plugin's own processes, so a terminal does
-    not see it); and the fallback ``<temp dir>/codex-companion``.
+    ``$CLAUDE_PLUGIN_DATA/state``; ``~/.claude/plugins/data/*/state`` for every plugin
+    data folder whose name contains ``codex`` (Claude Code sets ``CLAUDE_PLUGIN_DATA``
+    only for the plugin's own processes, so a terminal does not see it; other plugins'
+    folders are skipped as their files may look alike); and the fallback
+    ``<temp dir>/codex-companion``.
     """
     import tempfile
 
@@ -213,7 +215,8 @@ def default_state_roots(
             children = sorted(plugin_data.iterdir())
         except OSError:
             children = []
-        roots.extend(child / "state" for child in children)
+        # Other plugins keep their own data there, possibly a different state.json.
+        roots.extend(child / "state" for child in children if "codex" in child.name.lower())
     roots.append(Path(tmpdir or tempfile.gettempdir()) / "codex-companion")
     return roots
 
