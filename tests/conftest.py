@@ -60,7 +60,9 @@ class Env:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    def start(self, *command: str, name: str | None = None, session: str | None = None) -> dict[str, Any]:
+    def start(
+        self, *command: str, name: str | None = None, session: str | None = None
+    ) -> dict[str, Any]:
         """Start a background job; returns the ``--json`` brief (id, status, pid...)."""
         args = ["run", "--background", "--json"]
         if name:
@@ -88,6 +90,16 @@ class Env:
             time.sleep(0.1)
             job = self.job(job_id)
         return job
+
+    def store(self) -> Any:
+        """A :class:`jobgate.store.Store` for this env's workspace (created)."""
+        from jobgate.store import Store
+        from jobgate.workspace import state_dir_name
+
+        root = os.path.realpath(self.workspace)
+        store = Store(str(self.home / state_dir_name(root)), root)
+        store.ensure()
+        return store
 
     def state_dir(self) -> Path:
         dirs = [p for p in self.home.iterdir() if p.is_dir()] if self.home.exists() else []
@@ -148,3 +160,45 @@ def reap_marked(root: str) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(me.children(recursive=True), timeout=3)
+
+
+def can_force_pid_reuse() -> str | None:
+    """None if this machine lets a test choose the next pid, else the reason it cannot."""
+    if not sys.platform.startswith("linux"):
+        return "pid reuse needs Linux /proc/sys/kernel/ns_last_pid"
+    if os.geteuid() != 0:
+        return "forcing pid reuse needs root (writes /proc/sys/kernel/ns_last_pid)"
+    if not os.access("/proc/sys/kernel/ns_last_pid", os.W_OK):
+        return "/proc/sys/kernel/ns_last_pid is not writable here"
+    return None
+
+
+def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a process whose pid is exactly ``pid`` (real pid reuse).
+
+    Writes ``pid - 1`` to ``/proc/sys/kernel/ns_last_pid`` right before forking; other
+    processes forking at the same moment can steal the pid, so it retries.
+    """
+    for _ in range(attempts):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
+            fh.write(str(pid - 1))
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    raise RuntimeError(f"could not get pid {pid} after {attempts} attempts")
+
+
+def dead_identity() -> dict[str, Any]:
+    """The identity of a process that has exited and been reaped (its pid is free)."""
+    from jobgate import liveness
+
+    proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    ident = liveness.capture(proc.pid)
+    assert ident is not None
+    proc.kill()
+    proc.wait()
+    return ident

@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise JobgateError("missing command: give it after --, e.g. jobgate run -- make test")
-    root, store = _context(args, create=True)
+    _root, store = _context(args, create=True)
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=_session(args))
     if args.background:
@@ -68,8 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             brief = {k: job.get(k) for k in ("id", "status", "pid", "name", "logFile")}
             _out(to_json(brief))
         else:
-            _out(f"{job['id']}\nstarted in the background (pid {job['pid']}); "
-                 f"follow: jobgate log {job['id']} --follow")
+            _out(
+                f"{job['id']}\nstarted in the background (pid {job['pid']}); "
+                f"follow: jobgate log {job['id']} --follow"
+            )
         return EXIT_OK
     job, code = launch.run_foreground(store, command, **common)  # type: ignore[arg-type]
     if args.json:
@@ -110,8 +112,12 @@ def cmd_result(args: argparse.Namespace) -> int:
 
     _root, store = _context(args)
     jobs, _lost = refresh.load(store)
-    job = control.pick(jobs, args.job, session_id=None if args.job else _session(args),
-                       want="any" if args.job else "finished")
+    job = control.pick(
+        jobs,
+        args.job,
+        session_id=None if args.job else _session(args),
+        want="any" if args.job else "finished",
+    )
     if model.is_active(job):
         raise JobgateError(
             f"job {job['id']} is still {job.get('status')}; wait for it: jobgate wait {job['id']}",
@@ -156,7 +162,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     _root, store = _context(args)
     jobs, _lost = refresh.load(store)
-    job = control.pick(jobs, args.job, session_id=_session(args), want="active" if not args.job else "any")
+    job = control.pick(
+        jobs, args.job, session_id=_session(args), want="active" if not args.job else "any"
+    )
     if not model.is_active(job):
         raise JobgateError(
             f"job {job['id']} is not active (status: {job.get('status')})", EXIT_FAILED
@@ -238,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--cwd", metavar="DIR", default=argparse.SUPPRESS,
+        "--cwd",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
         help="workspace directory (default: the current directory)",
     )
     parser = argparse.ArgumentParser(
@@ -254,18 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     sub.required = True
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help_: str,
-            example: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_: str, example: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(
-            name, parents=[common], help=help_, description=help_,
+            name,
+            parents=[common],
+            help=help_,
+            description=help_,
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(handler=handler)
         return p
 
-    p = add("run", cmd_run, "run a command as a tracked job",
-            "jobgate run --background --name build -- make -j2")
+    p = add(
+        "run",
+        cmd_run,
+        "run a command as a tracked job",
+        "jobgate run --background --name build -- make -j2",
+    )
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job")
     p.add_argument("--kind", default="run", help="job kind, the id prefix (default: run)")
@@ -278,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list every retained job")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("result", cmd_result, "show the stored outcome of a finished job",
-            "jobgate result run-mid1")
+    p = add(
+        "result", cmd_result, "show the stored outcome of a finished job", "jobgate result run-mid1"
+    )
     p.add_argument("job", nargs="?", help="job id or prefix (default: newest finished)")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -287,26 +306,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("log", cmd_log, "print a job's log", "jobgate log run-mid1 --follow")
     p.add_argument("job", help="job id or unique prefix")
     p.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
-    p.add_argument("--tail", "-n", type=_non_negative_int, metavar="N",
-                   help="only the last N lines")
+    p.add_argument(
+        "--tail", "-n", type=_non_negative_int, metavar="N", help="only the last N lines"
+    )
 
-    p = add("wait", cmd_wait, "wait for a job to finish (0 completed, 1 not, 124 timeout)",
-            "jobgate wait run-mid1 --timeout 600")
+    p = add(
+        "wait",
+        cmd_wait,
+        "wait for a job to finish (0 completed, 1 not, 124 timeout)",
+        "jobgate wait run-mid1 --timeout 600",
+    )
     p.add_argument("job", nargs="?", help="job id or prefix (default: the only active job)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("cancel", cmd_cancel, "end a job's whole process tree and record it cancelled",
-            "jobgate cancel run-mid1 --grace 2")
-    p.add_argument("job", nargs="?", help="job id or prefix (default: the session's only active job)")
-    p.add_argument("--grace", type=_seconds, default=5.0, metavar="S",
-                   help="seconds between TERM and KILL (default: 5)")
+    p = add(
+        "cancel",
+        cmd_cancel,
+        "end a job's whole process tree and record it cancelled",
+        "jobgate cancel run-mid1 --grace 2",
+    )
+    p.add_argument(
+        "job", nargs="?", help="job id or prefix (default: the session's only active job)"
+    )
+    p.add_argument(
+        "--grace",
+        type=_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds between TERM and KILL (default: 5)",
+    )
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("sweep", cmd_sweep, "reconcile every active job now and list what changed",
-            "jobgate sweep --dry-run")
+    p = add(
+        "sweep",
+        cmd_sweep,
+        "reconcile every active job now and list what changed",
+        "jobgate sweep --dry-run",
+    )
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -102,11 +102,7 @@ def _parse_agent(key: str, value: Any) -> list[str]:
                 f"bad value for {key}: expected a JSON list like "
                 '\'["prog", "--flag", "{prompt}"]\''
             ) from None
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, str) and v for v in value)
-    ):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise JobgateError(f"bad value for {key}: expected a non-empty JSON list of strings")
     if not any("{prompt}" in v for v in value):
         raise JobgateError(f"bad value for {key}: one element must contain {{prompt}}")

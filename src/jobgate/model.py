@@ -265,7 +265,9 @@ def mark_cancelled(job: Job, reason: str = "cancelled by user", now: float | Non
 
 
 def sort_newest_first(jobs: list[Job]) -> list[Job]:
-    return sorted(jobs, key=lambda j: (str(j.get("createdAt") or ""), str(j.get("id"))), reverse=True)
+    return sorted(
+        jobs, key=lambda j: (str(j.get("createdAt") or ""), str(j.get("id"))), reverse=True
+    )
 
 
 def prune(jobs: list[Job], keep_finished: int) -> tuple[list[Job], list[Job]]:
@@ -295,8 +297,7 @@ def resolve_ref(jobs: list[Job], ref: str) -> Job:
 
     if not is_safe_id(ref):
         raise JobgateError(
-            f"invalid job reference {ref!r}: job ids contain only letters, digits, "
-            "'-', '_' and '.'"
+            f"invalid job reference {ref!r}: job ids contain only letters, digits, '-', '_' and '.'"
         )
     for job in jobs:
         if job.get("id") == ref:

@@ -97,9 +97,9 @@ def status_text(
         out.append(f"{label} ({len(finished)}):")
         for job in finished:
             out.append("  " + job_line(job, now))
-            if job.get("phase") == model.PHASE_LOST or job.get("status") == model.FAILED:
-                if job.get("errorMessage"):
-                    out.append(f"      {job.get('errorMessage')}")
+            failed = job.get("status") == model.FAILED
+            if failed and job.get("errorMessage"):
+                out.append(f"      {job.get('errorMessage')}")
     return "\n".join(out) + "\n"
 
 
@@ -139,9 +139,10 @@ def job_text(job: model.Job, now: float | None = None) -> str:
 
 
 def result_text(job: model.Job) -> str:
-    out = [f"job {job.get('id')}: {job.get('status')}" + (
-        f" (exit code {job.get('exitCode')})" if job.get("exitCode") is not None else ""
-    )]
+    out = [
+        f"job {job.get('id')}: {job.get('status')}"
+        + (f" (exit code {job.get('exitCode')})" if job.get("exitCode") is not None else "")
+    ]
     if job.get("errorMessage"):
         out.append(f"error: {job.get('errorMessage')}")
     output = job.get("output")

@@ -319,7 +319,7 @@ class Store:
 def _validate_index(path: str, data: Any) -> list[model.Job]:
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise CorruptFile(path, "not an object with a 'jobs' list")
-    jobs = data["jobs"]
+    jobs: list[model.Job] = data["jobs"]
     for job in jobs:
         if not isinstance(job, dict) or not isinstance(job.get("id"), str):
             raise CorruptFile(path, "a job entry is not an object with an 'id'")
@@ -443,4 +443,3 @@ class Transaction:
         self._staged.clear()
         self._removed.clear()
         self._dirty = False
-

@@ -1,0 +1,167 @@
+"""cancel ends the whole tree, re-verifies identity first, and never signals a stranger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+import pytest
+
+from conftest import Env, can_force_pid_reuse, dead_identity, spawn_with_pid
+from jobgate import control, liveness, model
+
+
+def _running(jg: Env, *command: str, session: str | None = None) -> dict[str, Any]:
+    brief = jg.start(*command, session=session)
+    return jg.wait_for(brief["id"], lambda j: j["status"] == "running" and j.get("commandPid"))
+
+
+def _job_processes(job_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("JOBGATE_JOB_ID") == job_id and proc.status() != "zombie":
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _wait_count(job_id: str, count: int, timeout: float = 15) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = _job_processes(job_id)
+        if len(procs) >= count:
+            return procs
+        assert time.monotonic() < deadline, f"only {procs} started"
+        time.sleep(0.05)
+
+
+def _all_dead(procs: list[psutil.Process]) -> bool:
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
+
+
+def test_cancel_ends_descendants_that_left_the_group_and_ignore_term(jg: Env) -> None:
+    script = (
+        "setsid sh -c 'trap \"\" TERM; sleep 300' & "  # new session, ignores TERM
+        "(trap '' TERM; sleep 300) & "  # same group, ignores TERM
+        "sleep 300 & wait"
+    )
+    job = _running(jg, "sh", "-c", script)
+    procs = _wait_count(job["id"], 5)
+    assert len({p.pid for p in procs}) >= 5
+    sessions = {os.getsid(p.pid) for p in procs}
+    assert len(sessions) >= 2  # one descendant really moved to another session
+    proc = jg.cli("cancel", job["id"], "--grace", "0.5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert _all_dead(procs)
+    final = jg.job(job["id"])
+    assert final["status"] == "cancelled"
+    assert final["completedAt"]
+
+
+def test_cancel_finds_orphaned_setsid_descendants(jg: Env) -> None:
+    # the subshell exits at once, so the setsid'd sleep is reparented to init and no
+    # longer a descendant of the command
+    job = _running(jg, "sh", "-c", "(setsid sleep 300 &); exec sleep 300")
+    procs = _wait_count(job["id"], 2)
+    stray = [p for p in procs if p.ppid() != job["commandPid"] and p.pid != job["commandPid"]]
+    assert stray, procs
+    assert jg.cli("cancel", job["id"], "--grace", "1").returncode == 0
+    assert _all_dead(procs)
+
+
+def test_cancel_of_a_finished_job_exits_1_and_names_its_status(jg: Env) -> None:
+    brief = jg.start("true")
+    jg.wait_for(brief["id"], lambda j: j["status"] == "completed")
+    proc = jg.cli("cancel", brief["id"])
+    assert proc.returncode == 1
+    assert "status: completed" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_cancel_without_id_takes_the_sessions_only_active_job(jg: Env) -> None:
+    mine = _running(jg, "sleep", "300", session="s-1")
+    other = _running(jg, "sleep", "300", session="s-2")
+    proc = jg.cli("cancel", "--grace", "1", env={"JOBGATE_SESSION_ID": "s-1"})
+    assert proc.returncode == 0, proc.stderr
+    assert jg.job(mine["id"])["status"] == "cancelled"
+    assert jg.job(other["id"])["status"] == "running"
+    _running(jg, "sleep", "300", session="s-2")
+    several = jg.cli("cancel", env={"JOBGATE_SESSION_ID": "s-2"})
+    assert several.returncode == 2
+    assert "name one by id" in several.stderr
+    jg.cli("cancel", other["id"], "--grace", "0.5")
+
+
+def test_cancel_marks_cancelled_even_when_the_worker_already_died(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    os.kill(job["pid"], signal.SIGKILL)
+    proc = jg.cli("cancel", job["id"], "--grace", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert jg.job(job["id"])["status"] == "cancelled"
+    assert not liveness.is_alive({"pid": job["commandPid"], **jg.job(job["id"])["commandProcess"]})
+
+
+@pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
+def test_cancel_never_signals_a_reused_pid(jg: Env) -> None:
+    store = jg.store()
+    worker = dead_identity()
+    command = dead_identity()
+    time.sleep(0.05)
+    strangers = [
+        spawn_with_pid(worker["pid"], ["sleep", "300"]),
+        spawn_with_pid(command["pid"], ["sleep", "300"]),
+    ]
+    try:
+        job = model.new_job(
+            job_id="reuse-c", command=["x"], cwd="/", log_file=store.log_path("reuse-c")
+        )
+        job = model.mark_running(job, worker=worker, command=command)
+        with store.transaction() as tx:
+            tx.put(job)
+        # call cancel directly: no reconciliation in front of it, so the identity
+        # check right before signalling is what must protect the strangers
+        outcome = control.cancel(store, "reuse-c", grace=0.5)
+        assert outcome["signalled"] == []
+        assert any("now belongs to another process" in p for p in outcome["problems"])
+        assert outcome["job"]["status"] == "failed"
+        assert outcome["job"]["phase"] == "lost"
+        for stranger in strangers:
+            assert stranger.poll() is None, "a stranger was signalled"
+        # and through the CLI: reported, not killed
+        cli = jg.cli("cancel", "reuse-c")
+        assert cli.returncode == 1
+        assert all(s.poll() is None for s in strangers)
+    finally:
+        for stranger in strangers:
+            stranger.kill()
+            stranger.wait()
+
+
+def test_worker_that_sees_cancel_before_starting_never_runs_the_command(jg: Env) -> None:
+    store = jg.store()
+    marker = jg.workspace / "ran"
+    job = model.new_job(
+        job_id="pre-cancel",
+        command=["touch", str(marker)],
+        cwd=str(jg.workspace),
+        log_file=store.log_path("pre-cancel"),
+    )
+    with store.transaction() as tx:
+        tx.put(model.mark_cancel_requested(job))
+    from jobgate import worker
+
+    assert worker.run_job(store, "pre-cancel") == 1
+    assert not marker.exists()
+    got = store.read_job("pre-cancel")
+    assert got is not None and got["status"] == "cancelled"

@@ -1,0 +1,276 @@
+"""A job's recorded state follows its real processes: kills from outside, a worker
+that dies while its command lives on, legacy and never-started records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from conftest import Env, can_force_pid_reuse, dead_identity, spawn_with_pid
+from jobgate import model
+
+
+def _running(jg: Env, *command: str) -> dict[str, Any]:
+    brief = jg.start(*command)
+    return jg.wait_for(brief["id"], lambda j: j["status"] == "running" and j.get("commandPid"))
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _is_lost(job: dict[str, Any]) -> bool:
+    return job["status"] == "failed" and job["phase"] == "lost"
+
+
+def test_sigkill_of_worker_and_command_marks_job_lost_with_evidence(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    _kill(job["pid"])
+    _kill(job["commandPid"])
+    lost = jg.wait_for(job["id"], _is_lost, timeout=10)
+    assert f"worker pid {job['pid']}" in lost["errorMessage"]
+    assert f"command pid {job['commandPid']}" in lost["errorMessage"]
+    assert lost["completedAt"]
+    log = jg.cli("log", job["id"]).stdout
+    assert "marked failed (lost)" in log
+
+
+def test_sigkill_of_the_command_alone_is_recorded_by_the_worker(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    _kill(job["commandPid"])
+    done = jg.wait_for(job["id"], lambda j: j["status"] != "running")
+    assert done["status"] == "failed"
+    assert done["phase"] == "failed"  # recorded, not lost
+    assert done["exitCode"] == 128 + 9
+
+
+def test_job_stays_running_while_its_command_outlives_a_killed_worker(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    _kill(job["pid"])
+    # the worker is gone, the command is not: the job is still really running
+    time.sleep(0.3)
+    for _ in range(3):
+        again = jg.job(job["id"])
+        assert again["status"] == "running", again
+    # and cancel still ends it
+    proc = jg.cli("cancel", job["id"], "--grace", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert jg.job(job["id"])["status"] == "cancelled"
+    assert not _alive(job["commandPid"])
+
+
+def test_job_is_lost_once_the_orphaned_command_dies_too(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    _kill(job["pid"])
+    time.sleep(0.2)
+    assert jg.job(job["id"])["status"] == "running"
+    _kill(job["commandPid"])
+    lost = jg.wait_for(job["id"], _is_lost, timeout=10)
+    assert f"command pid {job['commandPid']}" in lost["errorMessage"]
+
+
+def test_killing_the_tracked_pids_tree_from_outside_makes_the_job_lost(jg: Env) -> None:
+    job = _running(jg, "sh", "-c", "sleep 300 & sleep 300; wait")
+    root = psutil.Process(job["pid"])
+    tree = [root, *root.children(recursive=True)]
+    assert len(tree) >= 3
+    for proc in tree:
+        proc.send_signal(signal.SIGKILL)
+    lost = jg.wait_for(job["id"], _is_lost, timeout=10)
+    assert "lost" in lost["errorMessage"]
+
+
+def test_wait_notices_a_job_killed_from_outside_quickly(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    waiter = subprocess.Popen(
+        [*_cli(jg), "wait", job["id"], "--timeout", "60"],
+        cwd=jg.workspace,
+        env=jg.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        killed_at = time.monotonic()
+        _kill(job["pid"])
+        _kill(job["commandPid"])
+        out, err = waiter.communicate(timeout=30)
+        took = time.monotonic() - killed_at
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert waiter.returncode == 1, err
+    assert "lost" in out
+    # it polls every 0.2 s; generous bound so a loaded machine does not flake
+    assert took < 15
+
+
+def test_wait_times_out_with_124_while_job_runs(jg: Env) -> None:
+    job = _running(jg, "sleep", "300")
+    proc = jg.cli("wait", job["id"], "--timeout", "0.5")
+    assert proc.returncode == 124
+    assert jg.job(job["id"])["status"] == "running"
+
+
+def test_wait_exits_0_for_completed_and_1_for_failed(jg: Env) -> None:
+    ok = jg.start("sh", "-c", "sleep 0.2")
+    bad = jg.start("sh", "-c", "exit 4")
+    assert jg.cli("wait", ok["id"], "--timeout", "30").returncode == 0
+    assert jg.cli("wait", bad["id"], "--timeout", "30").returncode == 1
+
+
+def test_log_follow_streams_and_ends_when_the_job_is_lost(jg: Env) -> None:
+    job = _running(jg, "sh", "-c", "echo first-line; exec sleep 300")
+    follower = subprocess.Popen(
+        [*_cli(jg), "log", job["id"], "--follow"],
+        cwd=jg.workspace,
+        env=jg.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        assert follower.poll() is None  # still following a live job
+        _kill(job["pid"])
+        _kill(job["commandPid"])
+        out, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+        follower.wait()
+    assert follower.returncode == 0
+    assert "first-line" in out
+    assert "lost" in err
+
+
+def test_log_tail_prints_only_the_last_lines(jg: Env) -> None:
+    brief = jg.start("sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; done")
+    jg.wait_for(brief["id"], lambda j: j["status"] == "completed")
+    out = jg.cli("log", brief["id"], "--tail", "2").stdout.splitlines()
+    assert len(out) == 2
+    assert "line6" in "".join(jg.cli("log", brief["id"]).stdout)
+
+
+def test_legacy_running_record_without_pid_is_lost(jg: Env) -> None:
+    store = jg.store()
+    job = model.new_job(
+        job_id="legacy-1", command=["x"], cwd="/", log_file=store.log_path("legacy-1")
+    )
+    job = dict(job, status="running", phase="running")
+    with store.transaction() as tx:
+        tx.put(job)
+    got = jg.job("legacy-1")
+    assert _is_lost(got)
+    assert "no process was ever recorded" in got["errorMessage"]
+
+
+def test_legacy_record_with_a_bare_live_pid_is_not_trusted(jg: Env) -> None:
+    store = jg.store()
+    job = model.new_job(
+        job_id="legacy-2", command=["x"], cwd="/", log_file=store.log_path("legacy-2")
+    )
+    job = dict(job, status="running", phase="running", pid=os.getpid())
+    with store.transaction() as tx:
+        tx.put(job)
+    got = jg.job("legacy-2")
+    assert _is_lost(got)
+    assert "start time was never recorded" in got["errorMessage"]
+
+
+def test_queued_record_that_never_got_a_process_is_lost_after_grace(jg: Env) -> None:
+    store = jg.store()
+    old = time.time() - model.QUEUED_GRACE_SECONDS - 5
+    fresh = model.new_job(
+        job_id="q-fresh", command=["x"], cwd="/", log_file=store.log_path("q-fresh")
+    )
+    stale = model.new_job(
+        job_id="q-stale", command=["x"], cwd="/", log_file=store.log_path("q-stale"), now=old
+    )
+    with store.transaction() as tx:
+        tx.put(fresh)
+        tx.put(stale)
+    assert jg.job("q-fresh")["status"] == "queued"
+    got = jg.job("q-stale")
+    assert _is_lost(got)
+    assert "no process was ever recorded" in got["errorMessage"]
+
+
+def test_status_lists_running_jobs_first_with_log_lines(jg: Env) -> None:
+    done = jg.start("sh", "-c", "echo finished-one")
+    jg.wait_for(done["id"], lambda j: j["status"] == "completed")
+    job = _running(jg, "sh", "-c", "echo hello-from-job; exec sleep 300")
+    jg.wait_for(job["id"], lambda j: True)
+    time.sleep(0.2)
+    text = jg.cli("status").stdout
+    assert text.index(job["id"]) < text.index(done["id"])
+    assert "hello-from-job" in text
+    listed = jg.cli_json("status")["jobs"]
+    assert [j["id"] for j in listed] == [job["id"], done["id"]]
+
+
+def test_sweep_reports_and_records_dead_jobs_and_dry_run_changes_nothing(jg: Env) -> None:
+    store = jg.store()
+    ident = dead_identity()
+    job = model.new_job(job_id="sw-1", command=["x"], cwd="/", log_file=store.log_path("sw-1"))
+    job = model.mark_running(job, worker=ident, command=None)
+    with store.transaction() as tx:
+        tx.put(job)
+    before = Path(store.index_path).read_bytes()
+    dry = jg.cli_json("sweep", "--dry-run")
+    assert dry["dryRun"] is True
+    assert [c["id"] for c in dry["changed"]] == ["sw-1"]
+    assert Path(store.index_path).read_bytes() == before
+    real = jg.cli_json("sweep")
+    assert [c["id"] for c in real["changed"]] == ["sw-1"]
+    assert f"pid {ident['pid']} is gone" in real["changed"][0]["reason"]
+    assert jg.cli_json("sweep")["changed"] == []
+    full = store.read_job("sw-1")
+    assert full is not None and _is_lost(full)
+
+
+@pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
+def test_record_whose_pid_was_reused_is_lost_and_names_the_reuse(jg: Env) -> None:
+    store = jg.store()
+    ident = dead_identity()
+    time.sleep(0.05)
+    stranger = spawn_with_pid(ident["pid"], ["sleep", "300"])
+    try:
+        job = model.new_job(
+            job_id="reused-1", command=["x"], cwd="/", log_file=store.log_path("reused-1")
+        )
+        job = model.mark_running(job, worker=ident, command=None)
+        with store.transaction() as tx:
+            tx.put(job)
+        got = jg.job("reused-1")
+        assert _is_lost(got)
+        assert f"pid {ident['pid']} now belongs to another process" in got["errorMessage"]
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _cli(jg: Env) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "jobgate"]

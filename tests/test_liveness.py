@@ -1,0 +1,141 @@
+"""Process identity: pid *and* start time, zombies dead, real pid reuse detected."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import can_force_pid_reuse, dead_identity, spawn_with_pid
+from jobgate import liveness
+
+
+def test_live_process_with_matching_identity_is_alive() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        ident = liveness.capture(proc.pid)
+        assert ident is not None
+        assert liveness.probe(ident)[0] == liveness.ALIVE
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_captured_start_time_matches_psutil_create_time() -> None:
+    ident = liveness.capture(os.getpid())
+    assert ident is not None
+    assert abs(ident["startTime"] - psutil.Process().create_time()) < 1.0
+
+
+def test_exited_and_reaped_process_is_gone() -> None:
+    ident = dead_identity()
+    verdict, evidence = liveness.probe(ident)
+    assert verdict == liveness.GONE
+    assert f"pid {ident['pid']} is gone" == evidence
+
+
+def test_unreaped_zombie_counts_as_dead() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    ident = liveness.capture(proc.pid)
+    assert ident is not None
+    proc.kill()
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert psutil.pid_exists(proc.pid)  # kill(pid, 0) alone would say "alive"
+        verdict, evidence = liveness.probe(ident)
+        assert verdict == liveness.ZOMBIE
+        assert "zombie" in evidence
+        assert liveness.capture(proc.pid) is None
+    finally:
+        proc.wait()
+
+
+def test_same_pid_with_other_start_time_is_reused() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        ident = liveness.capture(proc.pid)
+        assert ident is not None
+        forged = dict(ident, startTicks=ident["startTicks"] - 500, startTime=ident["startTime"] - 5)
+        verdict, evidence = liveness.probe(forged)
+        assert verdict == liveness.REUSED
+        assert evidence == f"pid {proc.pid} now belongs to another process"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_bare_pid_without_start_time_is_never_called_alive() -> None:
+    verdict, _ = liveness.probe({"pid": os.getpid()})
+    assert verdict != liveness.ALIVE
+
+
+def test_identity_from_another_boot_is_dead() -> None:
+    ident = liveness.capture(os.getpid())
+    assert ident is not None
+    if "bootId" not in ident:
+        pytest.skip("no boot id on this platform")
+    verdict, evidence = liveness.probe(dict(ident, bootId="00000000-0000-0000-0000-000000000000"))
+    assert verdict == liveness.REBOOTED
+    assert "rebooted" in evidence
+
+
+@pytest.mark.parametrize("pid", [None, 0, -1, "42", True])
+def test_unusable_pid_is_gone(pid: object) -> None:
+    assert liveness.probe({"pid": pid, "startTime": 1.0})[0] == liveness.GONE
+
+
+def test_process_name_with_parentheses_and_spaces_is_parsed(tmp_path: Path) -> None:
+    odd = tmp_path / "a) b (c"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", odd)
+    child = subprocess.Popen([str(odd), "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while "a) b (c" not in Path(f"/proc/{child.pid}/stat").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ident = liveness.capture(child.pid)
+        assert ident is not None
+        assert liveness.probe(ident)[0] == liveness.ALIVE
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
+def test_real_pid_reuse_is_detected() -> None:
+    old = dead_identity()
+    # start times have clock-tick (10 ms) resolution: a pid reused within the same tick
+    # would look identical, which needs the pid space to wrap in 10 ms (only possible by
+    # forcing it, as here)
+    time.sleep(0.05)
+    stranger = spawn_with_pid(old["pid"], ["sleep", "30"])
+    try:
+        assert stranger.pid == old["pid"]
+        verdict, evidence = liveness.probe(old)
+        assert verdict == liveness.REUSED
+        assert evidence == f"pid {old['pid']} now belongs to another process"
+        assert liveness.probe(liveness.capture(stranger.pid) or {})[0] == liveness.ALIVE
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
+def test_another_users_process_is_alive_when_its_identity_matches() -> None:
+    other = subprocess.Popen(["sleep", "30"], user=65534, group=65534)
+    try:
+        ident = liveness.capture(other.pid)
+        assert ident is not None
+        assert psutil.Process(other.pid).uids().real == 65534
+        assert liveness.probe(ident)[0] == liveness.ALIVE
+    finally:
+        other.kill()
+        other.wait()
