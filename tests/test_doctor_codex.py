@@ -733,6 +733,20 @@ def test_cli_subprocess_bad_state_root_is_one_line_on_stderr(tmp_path: Path) -> 
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
 
 
+def test_help_explains_verdicts_tolerance_exit_status_with_an_example() -> None:
+    parser = argparse.ArgumentParser(prog="jobgate")
+    doctor_cli.add_parser(parser.add_subparsers())
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        parser.parse_args(["doctor", "codex", "--help"])
+    help_text = out.getvalue()
+    for verdict in ("gone", "reused", "alive", "unverifiable"):
+        assert verdict in help_text
+    assert f"tolerance of {doctor_codex.TIME_TOLERANCE_SECONDS:g} seconds" in help_text
+    assert "exit status:" in help_text and "1  stuck jobs remain" in help_text
+    assert "jobgate doctor codex --fix" in help_text
+
+
 def test_nothing_found_anywhere_says_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ Find the Codex companion plugin's jobs that are recorded as queued or running bu
 process is gone, and (with --fix) mark them failed the way the plugin itself would.
 
 For every queued/running job the recorded pid is checked against the job's startedAt
-(else createdAt), with a tolerance of a few seconds:
+(else createdAt), with a tolerance of 5 seconds:
   gone          no process has that pid, or it is a zombie          -> stuck
   reused        the pid's process started after the job did         -> stuck
   alive         the pid's process started before the job            -> left alone
