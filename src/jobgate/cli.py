@@ -397,6 +397,42 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _fast_status_args(argv: list[str]) -> argparse.Namespace | None:
+    """``status [JOB] [--json] [--all] [--cwd DIR]`` parsed without argparse.
+
+    ``status --json`` is what editors and agents poll; building the full parser (and
+    importing the subcommand modules) would triple its start-up cost. Anything else —
+    ``--help``, unknown flags, a bad value — returns None and goes through argparse,
+    which owns the error messages.
+    """
+    from types import SimpleNamespace
+
+    ns = SimpleNamespace(job=None, json=False, all=False, cwd=None, handler=cmd_status)
+    if argv[:1] == ["--cwd"] and len(argv) >= 3:
+        ns.cwd, argv = argv[1], argv[2:]
+    if argv[:1] != ["status"]:
+        return None
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--json":
+            ns.json = True
+        elif token == "--all":
+            ns.all = True
+        elif token == "--cwd" and i + 1 < len(rest):
+            ns.cwd = rest[i + 1]
+            i += 1
+        elif token.startswith("--cwd="):
+            ns.cwd = token[len("--cwd=") :]
+        elif not token.startswith("-") and ns.job is None and token:
+            ns.job = token
+        else:
+            return None
+        i += 1
+    return ns  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -404,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
             from jobgate import hooks_cli  # type: ignore[attr-defined]
 
             return int(hooks_cli.main(args_list[1:]))
+        fast = _fast_status_args(args_list)
+        if fast is not None:
+            return int(cmd_status(fast))
         parser = build_parser()
         args = parser.parse_args(args_list)
         return int(args.handler(args))

@@ -64,11 +64,21 @@ def slug(root: str) -> str:
     return out or "workspace"
 
 
-def state_dir_name(root: str) -> str:
-    import hashlib
+def _sha256_hex(data: bytes) -> str:
+    # the builtin SHA-256 module loads in <1 ms; hashlib pulls in OpenSSL (~3 ms)
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    return str(sha256(data).hexdigest())
 
-    digest = hashlib.sha256(os.path.realpath(root).encode("utf-8", "surrogateescape"))
-    return f"{slug(root)}-{digest.hexdigest()[:16]}"
+
+def state_dir_name(root: str) -> str:
+    digest = _sha256_hex(os.path.realpath(root).encode("utf-8", "surrogateescape"))
+    return f"{slug(root)}-{digest[:16]}"
 
 
 def state_dir_for(cwd: str | None = None) -> tuple[str, str]:
