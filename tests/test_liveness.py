@@ -139,3 +139,11 @@ def test_another_users_process_is_alive_when_its_identity_matches() -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_identity_recorded_on_another_host_is_not_alive_here() -> None:
+    ident = liveness.capture(os.getpid())
+    assert ident is not None
+    verdict, evidence = liveness.probe(dict(ident, host="some-other-host"))
+    assert verdict == liveness.FOREIGN
+    assert "some-other-host" in evidence

@@ -36,6 +36,7 @@ GONE = "gone"
 ZOMBIE = "zombie"
 REUSED = "reused"
 REBOOTED = "rebooted"
+FOREIGN = "foreign"
 
 _LINUX = sys.platform.startswith("linux")
 #: start times (seconds) closer than this are "the same" when only wall-clock
@@ -168,12 +169,18 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     """Is the process described by ``ident`` still alive *and the same process*?
 
     Returns ``(verdict, evidence)`` where verdict is one of :data:`ALIVE`,
-    :data:`GONE`, :data:`ZOMBIE`, :data:`REUSED`, :data:`REBOOTED`; evidence is a short
+    :data:`GONE`, :data:`ZOMBIE`, :data:`REUSED`, :data:`REBOOTED`, :data:`FOREIGN`
+    (recorded on another host: cannot be verified here, so not alive); evidence is a short
     human sentence naming the pid.
     """
     pid = ident.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return GONE, f"no usable pid recorded ({pid!r})"
+    rec_host = ident.get("host")
+    if isinstance(rec_host, str) and rec_host and rec_host != host_name():
+        # A state dir shared between machines: this machine cannot see that process,
+        # and must not mistake a local process with the same pid for it.
+        return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
     rec_boot = ident.get("bootId")
     if rec_boot and boot_id() and rec_boot != boot_id():
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
