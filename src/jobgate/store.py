@@ -78,6 +78,37 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     _fsync_dir(folder)
 
 
+#: a temp file of :func:`atomic_write` older than this was left by a killed writer
+STALE_TEMP_SECONDS = 300.0
+
+
+def remove_stale_temp_files(folder: str, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Delete ``.*.tmp`` files older than ``max_age`` seconds in ``folder``.
+
+    A writer killed between creating its temp file and ``os.replace`` leaves one behind;
+    nothing ever reads them. Called under the lock, where every store write happens; the
+    age threshold spares a temp file some lock-free writer may still be filling.
+    Returns how many were removed.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    cutoff = time.time() - max_age
+    removed = 0
+    for name in names:
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def _fsync_dir(folder: str) -> None:
     if os.name != "posix":
         return
@@ -440,6 +471,8 @@ class Transaction:
         for job_id in self._removed:
             for path in (self.store.job_path(job_id), self.store.log_path(job_id)):
                 _unlink_quietly(path)
+        remove_stale_temp_files(self.store.state_dir)
+        remove_stale_temp_files(self.store.jobs_dir)
         self._staged.clear()
         self._removed.clear()
         self._dirty = False

@@ -1,0 +1,224 @@
+"""Many real writer processes at once lose nothing; writers killed with SIGKILL at
+random moments never leave an unreadable file (issue 2, "What must hold" 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import Env
+from jobgate import model
+from jobgate.store import Store
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+WRITERS = 8
+UPDATES = 50
+SHARED = "run-shared"
+
+#: one writer: waits for the go file, then does UPDATES read-modify-write transactions,
+#: each adding one job of its own and bumping its own counter on the shared job; every
+#: tenth update also sets a config key of its own under the lock (as `config set` does).
+_WRITER = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from jobgate import model
+from jobgate.store import Store
+
+state_dir, me, updates, go = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+store = Store(state_dir)
+while not os.path.exists(go):
+    time.sleep(0.001)
+for n in range(updates):
+    with store.transaction() as tx:
+        shared = tx.get("run-shared")
+        counts = dict(shared["counts"])
+        counts[str(me)] = counts.get(str(me), 0) + 1
+        tx.put(model.touch(shared, counts=counts))
+        job = model.new_job(
+            job_id=f"run-w{me}-{n:03d}", command=["true"], cwd="/", log_file="/dev/null"
+        )
+        tx.put(model.touch(job, status="completed", writer=me, seq=n))
+    if n % 10 == 0:
+        with store.lock():
+            config = store.read_config()
+            config[f"agents.w{me}n{n}"] = ["x", "{prompt}"]
+            store.write_config(config)
+"""
+
+
+def _shared_job() -> dict[str, Any]:
+    job = model.new_job(job_id=SHARED, command=["true"], cwd="/", log_file="/dev/null")
+    return model.touch(job, status=model.COMPLETED, counts={})
+
+
+def test_eight_processes_times_fifty_concurrent_updates_lose_nothing(jg: Env) -> None:
+    store: Store = jg.store()
+    with store.transaction() as tx:
+        tx.put(_shared_job())
+    go = jg.home / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, SRC, store.state_dir, str(i), str(UPDATES), str(go)],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(WRITERS)
+    ]
+    go.touch()
+    # real `config set` commands race the writers too
+    setters = [
+        jg.cli("config", "set", key, value)
+        for key, value in (
+            ("agents.cli1", '["a", "{prompt}"]'),
+            ("stopReviewGate", "true"),
+            ("reviewTimeout", "120"),
+            ("maxStopBlocks", "5"),
+        )
+    ]
+    errors = [p.communicate(timeout=90)[1] for p in writers]
+    assert [p.returncode for p in writers] == [0] * WRITERS, errors
+    assert [p.returncode for p in setters] == [0] * len(setters), [p.stderr for p in setters]
+
+    index = {j["id"]: j for j in store.read_index()}
+    expected = {f"run-w{w}-{n:03d}" for w in range(WRITERS) for n in range(UPDATES)}
+    assert expected - set(index) == set(), "jobs lost from the index"
+    for job_id in expected:
+        job = store.read_job(job_id)
+        assert job is not None and job["status"] == model.COMPLETED, job_id
+    want_counts = {str(w): UPDATES for w in range(WRITERS)}
+    assert index[SHARED]["counts"] == want_counts
+    shared = store.read_job(SHARED)
+    assert shared is not None and shared["counts"] == want_counts
+
+    config = store.read_config()
+    for w in range(WRITERS):
+        for n in range(0, UPDATES, 10):
+            assert config.get(f"agents.w{w}n{n}") == ["x", "{prompt}"], (w, n)
+    assert config["agents.cli1"] == ["a", "{prompt}"]
+    assert config["stopReviewGate"] is True
+    assert config["reviewTimeout"] == 120
+    assert config["maxStopBlocks"] == 5
+
+
+#: a writer that hammers transactions until killed: adds a job (pruning keeps 5
+#: finished, so job and log files are also deleted), bumps a counter on the shared job,
+#: and rewrites config.json; prints "ready" once it has imported everything. The shared
+#: job is active, so pruning never drops it.
+_HAMMER = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from jobgate import model
+from jobgate.store import Store, log_line
+
+store = Store(sys.argv[2])
+tag = sys.argv[3]
+sys.stdout.write("ready\\n")
+sys.stdout.flush()
+n = 0
+while True:
+    n += 1
+    job_id = f"run-k{tag}-{n}"
+    with store.transaction() as tx:
+        tx.max_finished = 5
+        shared = tx.get("run-shared")
+        tx.put(model.touch(shared, counter=shared["counter"] + 1, filler="x" * 4000))
+        job = model.new_job(
+            job_id=job_id, command=["true"], cwd="/", log_file=store.log_path(job_id)
+        )
+        tx.put(model.touch(job, status="completed", filler="y" * 4000))
+        log_line(store.log_path(job_id), "written")
+    with store.lock():
+        config = store.read_config()
+        config["maxJobs"] = n
+        config["stopReviewGate"] = n % 2 == 0
+        store.write_config(config)
+"""
+
+
+def _check_readable_and_consistent(store: Store) -> int:
+    """Every state file parses and the index agrees with the job files; the counter."""
+    state = Path(store.state_dir)
+    index = json.loads((state / "state.json").read_bytes())
+    assert isinstance(index, dict) and isinstance(index["jobs"], list)
+    config = json.loads((state / "config.json").read_bytes())
+    assert isinstance(config, dict) and isinstance(config["maxJobs"], int)
+    for path in (state / "jobs").glob("*.json"):
+        job = json.loads(path.read_bytes())
+        assert job["id"] == path.stem
+    ids = [j["id"] for j in index["jobs"]]
+    assert len(ids) == len(set(ids)), "duplicate index entries"
+    assert SHARED in ids
+    for entry in index["jobs"]:
+        # job files are written before the index, so an indexed job always has one
+        job = json.loads((state / "jobs" / f"{entry['id']}.json").read_bytes())
+        assert job["id"] == entry["id"]
+    assert len(ids) <= 1 + 5  # the shared job and the 5 finished ones pruning keeps
+    shared = next(j for j in index["jobs"] if j["id"] == SHARED)
+    counter: int = shared["counter"]
+    return counter
+
+
+def _read_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "writer did not start"
+    assert proc.stdout.readline() == b"ready\n"
+
+
+def test_writers_killed_at_random_moments_never_leave_an_unreadable_file(jg: Env) -> None:
+    store: Store = jg.store()
+    with store.transaction() as tx:
+        # active, so pruning never drops it
+        tx.put(model.touch(_shared_job(), counter=0, status=model.RUNNING))
+    with store.lock():
+        store.write_config({"maxJobs": 0})
+    rng = random.Random(20261124)
+    iterations = 300
+    budget = time.monotonic() + 50
+    last_counter = 0
+    done = 0
+    for i in range(iterations):
+        if time.monotonic() > budget:
+            break
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _HAMMER, SRC, store.state_dir, str(i)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _read_ready(proc, 10)
+            time.sleep(rng.uniform(0, 0.030))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            assert proc.stdout is not None
+            proc.stdout.close()
+        assert proc.returncode == -signal.SIGKILL
+        counter = _check_readable_and_consistent(store)
+        assert counter >= last_counter, "a committed update was lost"
+        last_counter = counter
+        done += 1
+    assert done >= 150, f"only {done} kill iterations fit in the time budget"
+    assert last_counter > done, "the writers barely committed anything before being killed"
+    # temp files the killed writers left are removed by a later commit once they are old
+    folders = (Path(store.state_dir), Path(store.jobs_dir))
+    for path in [p for folder in folders for p in folder.glob(".*.tmp")]:
+        os.utime(path, (0, 0))
+    with store.transaction() as tx:
+        tx.put(model.touch(tx.get(SHARED) or {}, counter=last_counter + 1))
+    assert [p for folder in folders for p in folder.glob(".*.tmp")] == []
+    # after all that, the store is still fully usable through the CLI
+    status = jg.cli_json("status", "--all")
+    assert any(j["id"] == SHARED for j in status["jobs"])
+    assert jg.cli("config", "set", "maxJobs", "9").returncode == 0
+    _check_readable_and_consistent(store)

@@ -1,0 +1,281 @@
+"""The store against real files: atomic writes, transactions, pruning, ids, modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobgate import model
+from jobgate.errors import JobgateError
+from jobgate.store import Store, atomic_write, read_json
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(str(tmp_path / "root" / "ws-0123456789abcdef"), str(tmp_path))
+    s.ensure()
+    return s
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Run the test with umask 000, so only jobgate's own modes protect its files."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _job(job_id: str, status: str = model.COMPLETED, created: float = 1e9) -> dict[str, Any]:
+    job = model.new_job(
+        job_id=job_id, command=["true"], cwd="/", log_file=f"/nonexistent/{job_id}.log", now=created
+    )
+    job["status"] = status
+    return job
+
+
+def _mode(path: str | Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _temp_files(folder: str | Path) -> list[str]:
+    return [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+# -- atomic_write -------------------------------------------------------------------------
+def test_atomic_write_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+    target.write_bytes(b"old content\n")
+    for i in range(20):
+        atomic_write(str(target), f"version {i}\n".encode())
+    assert target.read_bytes() == b"version 19\n"
+    assert _temp_files(tmp_path) == []
+
+
+def test_atomic_write_swaps_in_a_new_file_so_an_open_reader_keeps_the_old_one(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "f.json"
+    old = b"x" * 200_000
+    target.write_bytes(old)
+    inode_before = os.stat(target).st_ino
+    with open(target, "rb") as reader:
+        atomic_write(str(target), b"new\n")
+        # an in-place rewrite would truncate what this reader sees
+        assert reader.read() == old
+    assert os.stat(target).st_ino != inode_before
+    assert target.read_bytes() == b"new\n"
+
+
+def test_atomic_write_that_cannot_replace_keeps_the_target_and_removes_its_temp_file(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    (target / "inside").write_text("keep")
+    with pytest.raises(OSError):
+        atomic_write(str(target), b"data")
+    assert (target / "inside").read_text() == "keep"
+    assert _temp_files(tmp_path) == []
+
+
+def test_atomic_write_makes_a_private_file_even_over_a_world_readable_one(
+    tmp_path: Path, open_umask: None
+) -> None:
+    target = tmp_path / "f.json"
+    target.write_bytes(b"{}")
+    os.chmod(target, 0o644)
+    atomic_write(str(target), b"{}")
+    assert _mode(target) == 0o600
+
+
+# -- transactions ---------------------------------------------------------------------------
+def test_transaction_commits_job_file_and_index_on_clean_exit(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put(_job("run-a"))
+    assert [j["id"] for j in store.read_index()] == ["run-a"]
+    job = store.read_job("run-a")
+    assert job is not None and job["status"] == model.COMPLETED
+    index = read_json(store.index_path)
+    assert index["version"] == 1
+
+
+def test_transaction_writes_nothing_when_its_block_raises(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put(_job("run-a"))
+    before = Path(store.index_path).read_bytes()
+    with pytest.raises(ValueError), store.transaction() as tx:
+        tx.put(_job("run-b"))
+        tx.remove("run-a")
+        raise ValueError("boom")
+    assert Path(store.index_path).read_bytes() == before
+    assert not os.path.exists(store.job_path("run-b"))
+    assert os.path.exists(store.job_path("run-a"))
+
+
+def test_transaction_releases_the_lock_after_an_exception(store: Store) -> None:
+    with pytest.raises(ValueError), store.transaction():
+        raise ValueError("boom")
+    with store.transaction(timeout=0.5) as tx:
+        tx.put(_job("run-a"))
+    assert store.read_job("run-a") is not None
+
+
+_TRY_LOCK = """
+import sys
+import time
+sys.path.insert(0, sys.argv[1])
+from jobgate.store import LockTimeout, Store
+try:
+    with Store(sys.argv[2]).lock(timeout=0.3):
+        print("acquired")
+except LockTimeout:
+    print("timeout")
+"""
+
+
+def _try_lock_in_other_process(store: Store) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", _TRY_LOCK, SRC, store.state_dir],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_transaction_lock_excludes_other_processes_until_it_ends(store: Store) -> None:
+    with store.transaction() as tx:
+        assert _try_lock_in_other_process(store) == "timeout"
+        tx.put(_job("run-a"))
+    assert _try_lock_in_other_process(store) == "acquired"
+
+
+def test_transaction_get_merges_the_job_file_under_the_index_summary(store: Store) -> None:
+    job = _job("run-a")
+    job["output"] = "big output"
+    with store.transaction() as tx:
+        tx.put(job)
+    assert "output" not in store.read_index()[0]  # heavy keys stay out of the index
+    with store.transaction() as tx:
+        full = tx.get("run-a")
+    assert full is not None and full["output"] == "big output"
+
+
+# -- pruning --------------------------------------------------------------------------------
+def test_pruning_keeps_every_active_job_and_the_newest_finished_ones(store: Store) -> None:
+    base = 1_700_000_000.0
+    active = [_job(f"run-active{i}", model.RUNNING, created=base + i) for i in range(3)]
+    finished = [_job(f"run-done{i:02d}", model.COMPLETED, created=base + 10 + i) for i in range(10)]
+    with store.transaction() as tx:
+        for job in active + finished:
+            tx.put(job)
+    for job in active + finished:
+        Path(store.log_path(job["id"])).write_text("log\n")
+    # the active jobs are the *oldest*: pruning by age alone would drop them
+    with store.transaction() as tx:
+        tx.max_finished = 4
+    kept = {j["id"] for j in store.read_index()}
+    newest_finished = {f"run-done{i:02d}" for i in range(6, 10)}
+    assert kept == {j["id"] for j in active} | newest_finished
+    for job in active + finished:
+        expect = job["id"] in kept
+        assert os.path.exists(store.job_path(job["id"])) == expect, job["id"]
+        assert os.path.exists(store.log_path(job["id"])) == expect, job["id"]
+
+
+def test_pruning_to_zero_still_keeps_active_jobs(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put(_job("run-q", model.QUEUED))
+        tx.put(_job("run-done", model.FAILED))
+        tx.max_finished = 0
+    assert [j["id"] for j in store.read_index()] == ["run-q"]
+    assert not os.path.exists(store.job_path("run-done"))
+
+
+# -- ids ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad_id", ["../secret", "../../etc/passwd", "/etc/passwd", "..", "a/b", "", ".hidden"]
+)
+def test_read_job_rejects_ids_that_escape_the_jobs_dir(store: Store, bad_id: str) -> None:
+    secret = Path(store.state_dir) / "secret.json"
+    secret.write_text(json.dumps({"id": "../secret"}))
+    with pytest.raises(JobgateError):
+        store.read_job(bad_id)
+    with pytest.raises(JobgateError), store.transaction() as tx:
+        tx.put(_job(bad_id))
+    assert store.read_index() == []
+
+
+def test_read_job_warns_and_skips_an_unreadable_job_file(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path(store.job_path("run-bad")).write_bytes(b"{not json")
+    assert store.read_job("run-bad") is None
+    err = capsys.readouterr().err
+    assert "run-bad.json" in err and len(err.splitlines()) == 1
+
+
+# -- modes ----------------------------------------------------------------------------------
+def test_store_files_are_0600_and_dirs_0700_whatever_the_umask(
+    tmp_path: Path, open_umask: None
+) -> None:
+    s = Store(str(tmp_path / "root" / "ws-0123456789abcdef"), str(tmp_path))
+    with s.transaction() as tx:
+        tx.put(_job("run-a"))
+    with s.lock():
+        s.write_config({"maxJobs": 3})
+    for folder in (s.state_dir, s.jobs_dir, os.path.dirname(s.state_dir)):
+        assert _mode(folder) == 0o700, folder
+    for path in (s.index_path, s.config_path, s.lock_path, s.job_path("run-a")):
+        assert _mode(path) == 0o600, path
+
+
+def test_ensure_tightens_an_existing_open_state_dir(tmp_path: Path) -> None:
+    state_dir = tmp_path / "root" / "ws-0123456789abcdef"
+    state_dir.mkdir(parents=True)
+    os.chmod(state_dir, 0o755)
+    Store(str(state_dir)).ensure()
+    assert _mode(state_dir) == 0o700
+
+
+def test_lock_free_read_of_a_fresh_state_dir_is_empty_and_creates_nothing(
+    store: Store,
+) -> None:
+    assert store.read_index() == []
+    assert not os.path.exists(store.index_path)
+    assert not os.path.exists(store.lock_path)
+
+
+# -- temp files left by killed writers --------------------------------------------------------
+def test_a_commit_removes_old_temp_files_of_killed_writers_but_not_fresh_ones(
+    store: Store,
+) -> None:
+    hour_ago = time.time() - 3600
+    stale = [
+        Path(store.state_dir) / ".state.json.4242.deadbeef.tmp",
+        Path(store.jobs_dir) / ".run-a.json.4242.cafe0001.tmp",
+    ]
+    fresh = Path(store.state_dir) / ".config.json.4343.feedf00d.tmp"
+    unrelated = Path(store.state_dir) / "notes.tmp"  # not one of atomic_write's names
+    for path in [*stale, fresh, unrelated]:
+        path.write_bytes(b"{half")
+    for path in [*stale, unrelated]:
+        os.utime(path, (hour_ago, hour_ago))
+    with store.transaction() as tx:
+        tx.put(_job("run-a"))
+    assert [p for p in stale if p.exists()] == []
+    assert fresh.exists() and unrelated.exists()
