@@ -32,9 +32,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: built-in agent profiles (argv templates); "{prompt}" is replaced by the prompt as
-#: one argv element, never through a shell.
+#: one argv element, never through a shell; "{lastMessageFile}" by a file in the job
+#: folder whose content becomes the job's result (see jobgate.agents). codex exec writes
+#: its final message there (--output-last-message); "--" keeps a prompt that starts with
+#: "-" or names an exec subcommand ("review", "resume") a prompt.
 BUILTIN_AGENTS: dict[str, list[str]] = {
-    "codex": ["codex", "exec", "--skip-git-repo-check", "{prompt}"],
+    "codex": [
+        "codex",
+        "exec",
+        "--skip-git-repo-check",
+        "--output-last-message",
+        "{lastMessageFile}",
+        "--",
+        "{prompt}",
+    ],
     "claude": ["claude", "-p", "{prompt}"],
 }
 

@@ -1,0 +1,154 @@
+"""Agent profiles: from a profile name and a prompt to the argv of one agent run. Pure.
+
+A profile is an argv template (``config.BUILTIN_AGENTS``, or ``agents.NAME`` in config).
+Two placeholders are filled in, in one pass, so text substituted for one placeholder is
+never scanned for the other:
+
+``{prompt}``
+    the prompt. An element that is exactly ``"{prompt}"`` becomes the prompt as one argv
+    element, whatever it contains (spaces, quotes, ``$(...)``, newlines); an element with
+    other text around the placeholder gets the prompt spliced in. No shell is involved
+    anywhere, so nothing in the prompt is ever interpreted.
+``{lastMessageFile}``
+    a file inside the job folder where the agent writes its final message (the built-in
+    ``codex`` profile passes it to ``codex exec --output-last-message``). When a profile
+    uses it, the job's result is that file's content, else the agent's output.
+
+The first element is the program. It is never a placeholder, so the program that runs
+is always the one the profile names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from jobgate.errors import JobgateError
+
+PROMPT = "{prompt}"
+LAST_MESSAGE_FILE = "{lastMessageFile}"
+DEFAULT_AGENT = "codex"
+
+_PLACEHOLDER = re.compile(r"\{(prompt|lastMessageFile)\}")
+
+#: how to install the programs of the built-in profiles (by program name)
+INSTALL_HINTS: dict[str, str] = {
+    "codex": "npm install -g @openai/codex",
+    "claude": "npm install -g @anthropic-ai/claude-code",
+}
+
+#: longest default job name derived from a prompt
+NAME_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class AgentCommand:
+    """One agent run: the profile it came from and the argv to start."""
+
+    agent: str
+    argv: tuple[str, ...]
+    #: the file the agent writes its final message to, if the profile names one
+    result_file: str | None
+
+    @property
+    def program(self) -> str:
+        return self.argv[0]
+
+
+def profile(agents: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    """The argv template of agent ``name``, or a :class:`JobgateError` listing the known ones."""
+    template = agents.get(name)
+    if template is None:
+        known = ", ".join(sorted(agents)) or "none"
+        raise JobgateError(
+            f"no agent profile named {name!r} (known: {known}); add one with: "
+            f'jobgate config set agents.{name} \'["prog", "--flag", "{PROMPT}"]\''
+        )
+    template = list(template)
+    if not template or not template[0] or _PLACEHOLDER.search(template[0]):
+        raise JobgateError(
+            f"agent profile {name!r} must start with the program to run, not a placeholder: "
+            f"{template!r}"
+        )
+    if not any(PROMPT in element for element in template):
+        raise JobgateError(f"agent profile {name!r} has no {PROMPT} element: {template!r}")
+    return template
+
+
+def uses_last_message_file(template: Sequence[str]) -> bool:
+    return any(LAST_MESSAGE_FILE in element for element in template)
+
+
+def expand(template: Sequence[str], prompt: str, last_message_file: str | None = None) -> list[str]:
+    """``template`` with its placeholders filled in (see the module docstring).
+
+    ``{lastMessageFile}`` needs ``last_message_file``; a template that uses it without one
+    is a programming error (ValueError).
+    """
+    values = {"prompt": prompt, "lastMessageFile": last_message_file}
+
+    def fill(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        if value is None:
+            raise ValueError(f"{match.group(0)} used but no value given")
+        return value
+
+    out: list[str] = []
+    for element in template:
+        if element == PROMPT:
+            out.append(prompt)  # exactly one argv element, unchanged
+        else:
+            out.append(_PLACEHOLDER.sub(fill, element))
+    return out
+
+
+def build(
+    agents: Mapping[str, Sequence[str]],
+    name: str,
+    prompt: str,
+    last_message_file: str | None = None,
+) -> AgentCommand:
+    """Resolve profile ``name`` and fill in ``prompt`` (and the last-message file, if the
+    profile uses one: then ``last_message_file`` must be given)."""
+    template = profile(agents, name)
+    result_file = last_message_file if uses_last_message_file(template) else None
+    if uses_last_message_file(template) and result_file is None:
+        raise ValueError(f"agent profile {name!r} needs a last-message file path")
+    return AgentCommand(
+        agent=name, argv=tuple(expand(template, prompt, result_file)), result_file=result_file
+    )
+
+
+def missing_program_message(agent: str, program: str, template: Sequence[str]) -> str:
+    """One line: which program is missing and how to install it or configure the profile."""
+    import json
+    import os
+
+    base = os.path.basename(program)
+    hint = INSTALL_HINTS.get(base)
+    install = f"install it ({hint})" if hint else "install it"
+    example = json.dumps(["/path/to/" + base, *list(template)[1:]])
+    return (
+        f"agent {agent!r} needs the program {program!r}, which was not found"
+        f"{' on PATH' if os.sep not in program else ''}: {install}, or point the profile "
+        f"at it: jobgate config set agents.{agent} '{example}'"
+    )
+
+
+def check_prompt(prompt: str) -> str:
+    """The prompt, or a :class:`JobgateError` if it is empty or only whitespace."""
+    if not prompt.strip():
+        raise JobgateError("empty prompt: give the task as PROMPT, or - to read it from stdin")
+    if "\x00" in prompt:
+        raise JobgateError("the prompt contains a NUL byte, which cannot be passed as an argument")
+    return prompt
+
+
+def default_name(agent: str, prompt: str, limit: int = NAME_LIMIT) -> str:
+    """A short label for the job: the agent and the start of the prompt's first line."""
+    first = next((line for line in prompt.splitlines() if line.strip()), "")
+    words = " ".join(first.split())
+    if len(words) > limit:
+        words = words[: limit - 1].rstrip() + "…"
+    return f"{agent}: {words}" if words else agent
