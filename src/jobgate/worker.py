@@ -52,6 +52,28 @@ def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> s
     return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
 
 
+def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTES) -> str | None:
+    """The last ``limit`` bytes of the job's ``resultFile`` (an agent's final message), or
+    None when the job has none, it is missing or empty. The file is removed once read (its
+    content lives on as the job's ``output``). Only a file directly in ``jobs/`` is read.
+    """
+    path = job.get("resultFile")
+    if not isinstance(path, str) or os.path.dirname(path) != store.jobs_dir:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            data = fh.read()
+    except OSError:
+        return None
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    return data.decode("utf-8", "replace") or None
+
+
 def is_progress_line(line: str) -> bool:
     """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
     return line.startswith("[") and line[25:36] == "] jobgate: "
@@ -178,6 +200,11 @@ def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
+    # Agent tasks (jobgate.task_cli): an agent that wrote its final message to the job's
+    # ``resultFile`` (codex exec --output-last-message) gets that message as the result.
+    final_message = read_result_file(store, job)
+    if final_message is not None:
+        output = final_message
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     with store.transaction() as tx:
         job = tx.get(job_id)
