@@ -323,7 +323,7 @@ class Store:
         except FileNotFoundError:
             return jobs
         for name in names:
-            if not name.endswith(".json") or name.startswith("."):
+            if not name.endswith(".json") or not model.is_safe_id(name[: -len(".json")]):
                 continue
             job = self.read_job(name[: -len(".json")])
             if job is not None:
@@ -354,6 +354,9 @@ def _validate_index(path: str, data: Any) -> list[model.Job]:
     for job in jobs:
         if not isinstance(job, dict) or not isinstance(job.get("id"), str):
             raise CorruptFile(path, "a job entry is not an object with an 'id'")
+        if not model.is_safe_id(job["id"]):
+            # jobgate never writes such an id; it would name a file outside jobs/
+            raise CorruptFile(path, f"a job entry has an invalid id {job['id']!r}")
     return jobs
 
 
