@@ -1,0 +1,337 @@
+"""Claude Code hook decisions: what to print, block and record. Pure: no I/O.
+
+:mod:`jobgate.hooks_cli` reads the payload and the state, calls these functions and
+writes what they return. Everything here takes plain dicts (the hook payload, job
+records, the hook state) and returns plain values, so each rule is testable without
+processes or files.
+
+The hook state (``hooks-state.json`` in the state dir, see :mod:`jobgate.hooks_cli`)
+holds one entry per session::
+
+    {"version": 1, "sessions": {"<session id or *>": {
+        "stopJobs": ["run-..."],   # the active jobs the last wait-block was about
+        "stopBlocks": 2,           # wait-blocks in a row for exactly those jobs
+        "reviewBlocks": 1,         # review-gate blocks in a row
+        "updatedAt": "..."}}}
+
+Caveats:
+
+* Jobs are matched to a session by their recorded ``sessionId``. Jobs started
+  outside Claude Code (no ``$JOBGATE_SESSION_ID``) have none and are only seen by
+  hooks that run without a session (payload and environment both lack one).
+* "In a row" ends when the user sends a new prompt (user-prompt-submit resets the
+  counters), when the set of active jobs changes, or when the reviewer allows.
+"""
+
+from __future__ import annotations
+
+from jobgate import model
+from jobgate.errors import JobgateError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Payload = dict[str, Any]
+    Entry = dict[str, Any]
+
+#: CLI event name -> the ``hook_event_name`` Claude Code sends with it
+EVENTS = {
+    "stop": "Stop",
+    "session-start": "SessionStart",
+    "session-end": "SessionEnd",
+    "user-prompt-submit": "UserPromptSubmit",
+}
+
+#: hook-state key for hooks that run without a session (they see every job)
+ALL_SESSIONS = "*"
+
+#: user-prompt-submit names at most this many jobs; the rest are summed up
+MAX_ANNOUNCED = 10
+
+#: hook-state entries untouched for this long are dropped when the file is written
+STATE_TTL_SECONDS = 7 * 24 * 3600.0
+
+#: set in the reviewer's environment; a Stop hook that sees it skips the review gate
+IN_REVIEW_ENV = "JOBGATE_IN_REVIEW"
+
+GATE_OFF_HINT = "to turn the review gate off: jobgate config set stopReviewGate false"
+
+
+# -- payload ---------------------------------------------------------------------------
+def check_payload(event: str, payload: object) -> Payload:
+    """The payload if it is a usable object for ``event``; else :class:`JobgateError`.
+
+    Optional fields must have the right type when present; ``hook_event_name``, when
+    present, must name ``event`` (a payload meant for another hook is refused).
+    """
+    if event not in EVENTS:
+        known = ", ".join(EVENTS)
+        raise JobgateError(f"unknown hook event {event!r} (known: {known})")
+    if not isinstance(payload, dict):
+        raise JobgateError(f"the hook payload is not a JSON object (got {type(payload).__name__})")
+    name = payload.get("hook_event_name")
+    if name is not None and name != EVENTS[event]:
+        raise JobgateError(f"the payload is for the {name!r} hook, not {EVENTS[event]!r}")
+    for key in ("session_id", "cwd", "last_assistant_message", "prompt", "reason"):
+        value = payload.get(key)
+        if value is not None and not isinstance(value, str):
+            raise JobgateError(f"payload field {key!r} is not a string")
+    if payload.get("session_id") == "":
+        raise JobgateError("payload field 'session_id' is empty")
+    if "\0" in str(payload.get("session_id") or ""):
+        raise JobgateError("payload field 'session_id' contains a NUL character")
+    active = payload.get("stop_hook_active")
+    if active is not None and not isinstance(active, bool):
+        raise JobgateError("payload field 'stop_hook_active' is not true or false")
+    return payload
+
+
+def session_of(payload: Payload, env_session: str | None) -> str | None:
+    """The session the hook acts for: the payload's, else ``$JOBGATE_SESSION_ID``, else
+    None (meaning: every job)."""
+    sid = payload.get("session_id")
+    if isinstance(sid, str) and sid:
+        return sid
+    return env_session or None
+
+
+def session_jobs(jobs: list[model.Job], session: str | None) -> list[model.Job]:
+    if session is None:
+        return list(jobs)
+    return [j for j in jobs if j.get("sessionId") == session]
+
+
+def state_key(session: str | None) -> str:
+    return session if session is not None else ALL_SESSIONS
+
+
+def _label(job: model.Job) -> str:
+    name = str(job.get("name") or "").replace("\n", " ").strip()
+    if len(name) > 60:
+        name = name[:57] + "..."
+    return f"{job.get('id')} ({name})" if name else str(job.get("id"))
+
+
+# -- stop --------------------------------------------------------------------------------
+def running_notices(active: list[model.Job]) -> list[str]:
+    """One stderr line per active job. ``active`` must come from a refreshed view, in
+    which every job whose process is gone is already marked lost."""
+    return [
+        f"jobgate: job {_label(j)} is still {j.get('status')}; "
+        f"check: jobgate status {j.get('id')}; stop: jobgate cancel {j.get('id')}"
+        for j in model.sort_newest_first(active)
+    ]
+
+
+def wait_decision(
+    active_ids: list[str], entry: Entry, max_blocks: int
+) -> tuple[str | None, Entry, str | None]:
+    """``waitForJobs``: ``(block reason or None, new entry, stderr note or None)``.
+
+    Blocks while ``active_ids`` is non-empty, at most ``max_blocks`` times in a row for
+    the same set of jobs; a different set starts a new row. With nothing active the
+    row is cleared.
+    """
+    ids = sorted(active_ids)
+    out = dict(entry)
+    if not ids:
+        out.pop("stopJobs", None)
+        out.pop("stopBlocks", None)
+        return None, out, None
+    before = int(entry.get("stopBlocks") or 0) if entry.get("stopJobs") == ids else 0
+    if before >= max_blocks:
+        note = (
+            f"jobgate: waitForJobs: not blocking again; already blocked {before} time(s) in a "
+            f"row for {', '.join(ids)} (maxStopBlocks = {max_blocks})"
+        )
+        return None, out, note
+    out["stopJobs"] = ids
+    out["stopBlocks"] = before + 1
+    which = ", ".join(ids)
+    reason = (
+        f"Background jobs are still running: {which}. "
+        f"Wait for them before you finish: run `jobgate wait ID` for each (add --timeout S "
+        f"to bound it), then read the outcome with `jobgate result ID`. If a job is no longer "
+        f"needed, stop it with `jobgate cancel ID`. "
+        f"(jobgate waitForJobs: block {before + 1} of at most {max_blocks} in a row.)"
+    )
+    return reason, out, None
+
+
+def clear_rows(entry: Entry) -> Entry:
+    """The entry with its in-a-row counters reset (a new user prompt ends any row)."""
+    return {k: v for k, v in entry.items() if k not in ("stopJobs", "stopBlocks", "reviewBlocks")}
+
+
+# -- review gate ---------------------------------------------------------------------------
+def review_prompt(payload: Payload, workspace_root: str) -> str:
+    """The prompt given to the reviewer on stdin."""
+    message = payload.get("last_assistant_message")
+    if not isinstance(message, str) or not message.strip():
+        message = "(Claude Code sent no final message for this turn.)"
+    transcript = payload.get("transcript_path")
+    where = f"\nThe full transcript is at: {transcript}" if isinstance(transcript, str) else ""
+    return (
+        "You review the work of a coding agent that is about to end its turn in the "
+        f"repository at {workspace_root}.{where}\n"
+        "Check the claims in its final message against the repository (read the diff, run "
+        "the checks it mentions if you can). Your reply's FIRST LINE must be exactly one of:\n"
+        "ALLOW: <one sentence why the work can stand>\n"
+        "BLOCK: <what is wrong or missing, as an instruction to the agent>\n"
+        "Anything after the first line is ignored.\n\n"
+        "The agent's final message:\n"
+        "-----\n"
+        f"{message.rstrip()}\n"
+        "-----\n"
+    )
+
+
+def review_decision(
+    outcome: dict[str, str],
+    *,
+    stop_hook_active: bool,
+    prior_blocks: int,
+    max_blocks: int,
+    command_line: str,
+) -> tuple[str | None, list[str], int]:
+    """``(block reason or None, stderr lines, review blocks in a row afterwards)``.
+
+    ``outcome`` is :func:`jobgate.review.run`'s ``{"verdict": "allow"|"block"|"error",
+    "text": ...}``. A reviewer error blocks (so a broken gate is noticed) unless
+    ``stop_hook_active``: Claude is already continuing because of a Stop hook, and
+    blocking again on our own failure could loop. A reviewer that blocks
+    ``max_blocks`` times in a row is overruled the same way.
+    """
+    verdict = outcome.get("verdict")
+    text = outcome.get("text", "").strip()
+    if verdict == "allow":
+        lines = [
+            f"jobgate: review gate: allowed ({text})" if text else "jobgate: review gate: allowed"
+        ]
+        return None, lines, 0
+    if verdict == "block":
+        if prior_blocks >= max_blocks:
+            return (
+                None,
+                [
+                    f"jobgate: review gate: the reviewer blocked again ({text}); not blocking: "
+                    f"already blocked {prior_blocks} time(s) in a row (maxStopBlocks = "
+                    f"{max_blocks})"
+                ],
+                prior_blocks,
+            )
+        reason = f"The review gate (jobgate) asks for changes before you stop: {text}"
+        return reason, [], prior_blocks + 1
+    problem = text or "the reviewer failed"
+    if stop_hook_active:
+        return (
+            None,
+            [
+                f"jobgate: review gate: {problem}; allowing the stop because "
+                "stop_hook_active is true (Claude is already continuing after a Stop hook "
+                f"block, and a broken reviewer must not loop the session); {GATE_OFF_HINT}"
+            ],
+            prior_blocks,
+        )
+    reason = (
+        f"The jobgate review gate could not review this turn: {problem} "
+        f"(reviewCommand: {command_line}). Tell the user, who can fix the reviewer or turn "
+        f"the gate off: `jobgate config set stopReviewGate false`."
+    )
+    return reason, [], prior_blocks
+
+
+def parse_verdict(stdout: str) -> dict[str, str]:
+    """The reviewer's first non-blank output line as an outcome dict.
+
+    ``ALLOW: why`` -> allow; ``BLOCK: what`` -> block (a bare ``BLOCK:`` gets a generic
+    reason); anything else, or no output at all -> error naming what was seen.
+    """
+    first = ""
+    for line in stdout.splitlines():
+        if line.strip():
+            first = line.strip()
+            break
+    if not first:
+        return {"verdict": "error", "text": "the reviewer printed nothing"}
+    head, sep, rest = first.partition(":")
+    word = head.strip().upper()
+    if sep and word == "ALLOW":
+        return {"verdict": "allow", "text": rest.strip()}
+    if sep and word == "BLOCK":
+        return {"verdict": "block", "text": rest.strip() or "the reviewer gave no reason"}
+    shown = first if len(first) <= 120 else first[:117] + "..."
+    return {
+        "verdict": "error",
+        "text": f"the reviewer's first line is neither 'ALLOW: ...' nor 'BLOCK: ...': {shown!r}",
+    }
+
+
+# -- user-prompt-submit ------------------------------------------------------------------
+def unannounced(jobs: list[model.Job]) -> list[model.Job]:
+    """Finished jobs never announced yet, newest first."""
+    return [
+        j
+        for j in model.sort_newest_first(jobs)
+        if model.is_finished(j) and not j.get("announcedAt")
+    ]
+
+
+def announcement(finished: list[model.Job]) -> str:
+    """The ``additionalContext`` naming each newly finished job and how to read it."""
+    lines = ["jobgate: background jobs of this session finished since the last prompt:"]
+    for job in finished[:MAX_ANNOUNCED]:
+        status = str(job.get("status"))
+        detail = ""
+        if job.get("exitCode") is not None and status == model.COMPLETED:
+            detail = f" (exit {job.get('exitCode')})"
+        elif job.get("errorMessage"):
+            detail = f" ({str(job.get('errorMessage')).splitlines()[0][:200]})"
+        lines.append(f"- {_label(job)}: {status}{detail}; read it: jobgate result {job.get('id')}")
+    rest = len(finished) - MAX_ANNOUNCED
+    if rest > 0:
+        lines.append(f"- and {rest} more; list them: jobgate status --all")
+    return "\n".join(lines)
+
+
+def prompt_output(context: str) -> Payload:
+    return {
+        "hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": context}
+    }
+
+
+def block_output(reason: str) -> Payload:
+    return {"decision": "block", "reason": reason}
+
+
+# -- session-start ---------------------------------------------------------------------------
+def sh_quote(value: str) -> str:
+    """``value`` as one POSIX sh word: single-quoted, each ``'`` written as ``'\\''``."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def env_export_line(session_id: str) -> str:
+    return f"export JOBGATE_SESSION_ID={sh_quote(session_id)}\n"
+
+
+# -- hook state ------------------------------------------------------------------------------
+def prune_state(state: dict[str, Any], now: float) -> dict[str, Any]:
+    """A well-formed copy of the hook state without entries idle for too long."""
+    sessions = state.get("sessions") if isinstance(state, dict) else None
+    kept: dict[str, Any] = {}
+    if isinstance(sessions, dict):
+        for key, entry in sessions.items():
+            if not isinstance(entry, dict):
+                continue
+            stamp = model.parse_iso(entry.get("updatedAt"))
+            if stamp is not None and now - stamp > STATE_TTL_SECONDS:
+                continue
+            kept[str(key)] = entry
+    return {"version": 1, "sessions": kept}
+
+
+def entry_of(state: object, key: str) -> Entry:
+    sessions = state.get("sessions") if isinstance(state, dict) else None
+    entry = sessions.get(key) if isinstance(sessions, dict) else None
+    return dict(entry) if isinstance(entry, dict) else {}
