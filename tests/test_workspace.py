@@ -75,6 +75,7 @@ def test_subdirectory_of_a_repo_shares_the_repos_state(jg: Env) -> None:
     sub = jg.workspace / "pkg" / "mod"
     sub.mkdir(parents=True)
     brief = jg.start("true")
+    jg.wait_for(brief["id"], lambda j: j["status"] == "completed")
     listed = jg.cli("status", "--json", cwd=sub)
     assert brief["id"] in listed.stdout
     assert jg.cli("--cwd", str(sub), "status", "--json").stdout == listed.stdout
