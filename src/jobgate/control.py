@@ -85,7 +85,7 @@ def cancel(
             raise JobgateError(
                 f"job {job_id} is not active (status: {job.get('status')})", EXIT_FAILED
             )
-        tx.put(model.mark_cancel_requested(job))
+        tx.put(model.mark_cancel_requested(job, reason=reason))
 
     problems: list[str] = []
     alive: dict[str, dict[str, Any]] = {}

@@ -11,7 +11,8 @@ Record fields (all optional except ``id`` and ``status``)::
     pid, workerProcess (identity of the worker), commandPid,
     commandProcess (identity of the command), exitCode, signal, errorMessage,
     createdAt, startedAt, completedAt, updatedAt, logFile, outputOffset,
-    output (job file only), cancelRequestedAt
+    output (job file only), cancelRequestedAt, cancelReason,
+    announcedAt (set once the user-prompt-submit hook told Claude the job finished)
 
 Identities are described in :mod:`jobgate.liveness`.
 """
@@ -214,7 +215,7 @@ def mark_exited(
     if job.get("status") == CANCELLED:
         return touch(job, now, **changes)
     if job.get("cancelRequestedAt"):
-        changes.update(status=CANCELLED, phase="cancelled", errorMessage="cancelled by user")
+        changes.update(status=CANCELLED, phase="cancelled", errorMessage=_cancel_reason(job))
     elif exit_code == 0:
         changes.update(status=COMPLETED, phase="done", errorMessage=None)
     else:
@@ -249,17 +250,26 @@ def mark_failed(job: Job, message: str, now: float | None = None) -> Job:
     )
 
 
-def mark_cancel_requested(job: Job, now: float | None = None) -> Job:
-    return touch(job, now, cancelRequestedAt=now_iso(now), phase="cancelling")
+def mark_cancel_requested(job: Job, now: float | None = None, reason: str | None = None) -> Job:
+    """Note the cancel. ``reason`` (kept as ``cancelReason``) becomes the final
+    ``errorMessage`` whoever records the end, the worker included."""
+    changes: dict[str, Any] = {"cancelRequestedAt": now_iso(now), "phase": "cancelling"}
+    if reason:
+        changes["cancelReason"] = reason
+    return touch(job, now, **changes)
 
 
-def mark_cancelled(job: Job, reason: str = "cancelled by user", now: float | None = None) -> Job:
+def _cancel_reason(job: Job) -> str:
+    return str(job.get("cancelReason") or "cancelled by user")
+
+
+def mark_cancelled(job: Job, reason: str | None = None, now: float | None = None) -> Job:
     return touch(
         job,
         now,
         status=CANCELLED,
         phase="cancelled",
-        errorMessage=reason,
+        errorMessage=reason or _cancel_reason(job),
         completedAt=job.get("completedAt") or now_iso(now),
     )
 
