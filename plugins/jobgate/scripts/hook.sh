@@ -1,0 +1,17 @@
+#!/bin/sh
+# Claude Code runs this as: hook.sh EVENT  (the hook's JSON payload on stdin).
+# It runs `jobgate hook EVENT` when the jobgate command is installed. Either way it
+# fails open: exit status 0 always (an exit status of 2 would make Claude Code block),
+# and when jobgate is missing, one line on stderr says how to install it.
+event=${1:-}
+if command -v jobgate >/dev/null 2>&1; then
+  jobgate hook "$event"
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "jobgate plugin: 'jobgate hook $event' exited with status $status; ignored (the hook fails open)" >&2
+  fi
+  exit 0
+fi
+[ -t 0 ] || cat >/dev/null 2>&1  # take the payload, so Claude Code's write never fails
+echo "jobgate plugin: the jobgate command is not on PATH, so the $event hook did nothing; install it with 'pipx install jobgate' or 'pip install jobgate' (or 'pip install .' in a jobgate checkout), then restart Claude Code" >&2
+exit 0
