@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
+    from typing import NoReturn
 
     from jobgate.store import Store
 
@@ -87,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     root, store = _context(args)
     jobs, _lost = refresh.load(store)
-    if args.job:
+    if args.job is not None:  # "" is a bad reference, not "no reference"
         job = refresh.full_record(store, model.resolve_ref(jobs, args.job))
         if args.json:
             _out(render.to_json({"job": job}))
@@ -244,14 +245,21 @@ EXAMPLES = """examples:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    common = argparse.ArgumentParser(add_help=False)
+    class Parser(argparse.ArgumentParser):
+        """Usage errors as one line on stderr, like every other error, not usage + error."""
+
+        def error(self, message: str) -> NoReturn:
+            text = " ".join(message.split())
+            self.exit(EXIT_USAGE, f"jobgate: error: {text} (see {self.prog} --help)\n")
+
+    common = Parser(add_help=False)
     common.add_argument(
         "--cwd",
         metavar="DIR",
         default=argparse.SUPPRESS,
         help="workspace directory (default: the current directory)",
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jobgate",
         description="Run commands as background jobs whose recorded state never lies.",
         epilog=EXAMPLES,

@@ -1,0 +1,248 @@
+"""Bad input changes nothing and gets one clear line on stderr, a non-zero exit and no
+traceback; state dirs are private and unsafe ones are refused (issue 2, items 6 and 7)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Env
+from jobgate.workspace import state_dir_name
+
+JOB_COMMANDS = ("status", "result", "log", "wait", "cancel")
+
+#: (ref, words the one error line must contain)
+BAD_REFS: list[tuple[str, str]] = [
+    ("no-such-job", "no job matches"),
+    ("run-", "ambiguous"),  # both jobs' ids start with it
+    ("../../etc/passwd", "invalid job reference"),
+    ("/etc/passwd", "invalid job reference"),
+    ("..", "invalid job reference"),
+    ("a/b", "invalid job reference"),
+    ("", "invalid job reference"),
+]
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file and dir under ``root``: content hash (files) and mode."""
+    out: dict[str, tuple[str, int]] = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            digest = (
+                hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else "-"
+            )
+            out[str(path.relative_to(root))] = (digest, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def assert_one_clear_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Non-zero exit, nothing on stdout, exactly one ``jobgate: error:`` line on stderr."""
+    assert proc.returncode != 0, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout == "", proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("jobgate: error: "), line
+    for word in words:
+        assert word in line, (word, line)
+    return line
+
+
+@pytest.fixture
+def two_jobs(jg: Env) -> Iterator[Env]:
+    """An env with two finished jobs whose ids share the prefix ``run-``."""
+    for _ in range(2):
+        proc = jg.cli("run", "--", "true")
+        assert proc.returncode == 0, proc.stderr
+    assert jg.cli("config", "set", "maxJobs", "10").returncode == 0
+    ids = [j["id"] for j in jg.cli_json("status", "--all")["jobs"]]
+    assert len(ids) == 2 and all(i.startswith("run-") for i in ids)
+    yield jg
+
+
+@pytest.mark.parametrize("command", JOB_COMMANDS)
+def test_bad_job_refs_change_nothing_and_get_one_clear_line(two_jobs: Env, command: str) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    for ref, words in BAD_REFS:
+        proc = jg.cli(command, ref, timeout=20)
+        assert_one_clear_error(proc, words, repr(ref))
+        assert proc.returncode == 2, (command, ref, proc.returncode)
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize("command", JOB_COMMANDS)
+def test_bad_job_ref_in_a_fresh_workspace_creates_no_state(jg: Env, command: str) -> None:
+    for ref in ("no-such-job", "../../etc/passwd"):
+        assert_one_clear_error(jg.cli(command, ref, timeout=20))
+    assert not jg.home.exists()
+
+
+def test_unknown_config_key_is_refused_for_get_and_set(two_jobs: Env) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    assert_one_clear_error(jg.cli("config", "set", "noSuchKey", "1"), "unknown config key")
+    assert_one_clear_error(jg.cli("config", "get", "noSuchKey"), "unknown config key")
+    assert_one_clear_error(jg.cli("config", "get", "agents.no-such-agent"), "no-such-agent")
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("maxJobs", "-1"),
+        ("maxJobs", "abc"),
+        ("maxJobs", "1.5"),
+        ("stopReviewGate", "maybe"),
+        ("reviewTimeout", "0"),
+        ("reviewTimeout", "nan"),
+        ("maxStopBlocks", "0"),
+        ("agents.x", '["no", "placeholder"]'),
+    ],
+)
+def test_bad_config_value_is_refused_and_the_stored_value_kept(
+    two_jobs: Env, key: str, value: str
+) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    assert_one_clear_error(jg.cli("config", "set", key, value), f"bad value for {key}")
+    assert snapshot(jg.home) == before
+    assert jg.cli_json("config", "get", "maxJobs") == {"maxJobs": 10}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "--"], ["run"], ["run", "--background", "--"], ["run", "--background", "--json"]],
+    ids=" ".join,
+)
+def test_run_without_a_command_records_no_job(two_jobs: Env, args: list[str]) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    assert_one_clear_error(jg.cli(*args), "missing command")
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--cwd", "{missing}", "status"],
+        ["status", "--cwd", "{missing}"],
+        ["run", "--cwd", "{missing}", "--", "true"],
+        ["run", "--background", "--cwd", "{missing}", "--", "true"],
+        ["config", "set", "--cwd", "{missing}", "maxJobs", "3"],
+    ],
+    ids=lambda a: " ".join(a).replace("{missing}", "MISSING"),
+)
+def test_cwd_that_does_not_exist_is_a_clear_error(
+    two_jobs: Env, tmp_path: Path, args: list[str]
+) -> None:
+    jg = two_jobs
+    missing = str(tmp_path / "no" / "such" / "dir")
+    before = snapshot(jg.home)
+    argv = [missing if a == "{missing}" else a for a in args]
+    assert_one_clear_error(jg.cli(*argv), "does not exist", missing)
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["no-such-command"],
+        ["status", "--no-such-flag"],
+        ["wait", "x", "--timeout", "soon"],
+        ["cancel", "x", "--grace", "-1"],
+        ["log", "x", "--tail", "-3"],
+        ["log"],
+        ["config"],
+        ["config", "set", "maxJobs"],
+    ],
+    ids=lambda a: " ".join(a) or "nothing",
+)
+def test_usage_errors_are_one_line_pointing_at_help(jg: Env, args: list[str]) -> None:
+    line = assert_one_clear_error(jg.cli(*args))
+    assert "--help" in line
+    assert not jg.home.exists()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["config", "set", "--help"]])
+def test_help_still_prints_usage_and_exits_zero(jg: Env, args: list[str]) -> None:
+    proc = jg.cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: jobgate")
+    assert proc.stderr == ""
+
+
+# -- permissions --------------------------------------------------------------------------------
+def _state_dir_path(jg: Env) -> Path:
+    return jg.home / state_dir_name(os.path.realpath(jg.workspace))
+
+
+STATE_COMMANDS: list[list[str]] = [
+    ["status"],
+    ["status", "--json"],
+    ["run", "--", "true"],
+    ["run", "--background", "--", "true"],
+    ["config", "get"],
+    ["config", "set", "maxJobs", "3"],
+    ["sweep"],
+]
+
+
+def test_state_dir_that_is_a_symlink_is_refused(jg: Env, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    jg.home.mkdir(mode=0o700)
+    _state_dir_path(jg).symlink_to(elsewhere, target_is_directory=True)
+    for args in STATE_COMMANDS:
+        assert_one_clear_error(jg.cli(*args), "symlink")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_state_dir_owned_by_another_user_is_refused(jg: Env) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a dir to another user (chown to uid 65534) needs root")
+    assert jg.cli("config", "set", "maxJobs", "3").returncode == 0
+    state_dir = jg.state_dir()
+    os.chown(state_dir, 65534, 65534)
+    before = snapshot(jg.home)
+    for args in STATE_COMMANDS:
+        assert_one_clear_error(jg.cli(*args), "owned by uid 65534")
+    assert snapshot(jg.home) == before
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 000 for the test (and the CLI it runs): only jobgate's own modes count."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_created_dirs_are_0700_and_files_0600(jg: Env, open_umask: None) -> None:
+    brief = jg.start("sh", "-c", "echo secret output")
+    jg.wait_for(brief["id"], lambda j: j["status"] == "completed")
+    assert jg.cli("run", "--", "sh", "-c", "echo more").returncode == 0
+    assert jg.cli("config", "set", "maxJobs", "5").returncode == 0
+    state_dir = jg.state_dir()
+    files = [state_dir / n for n in ("state.json", "config.json", "state.lock")]
+    files += sorted((state_dir / "jobs").glob("*.json"))
+    files += sorted((state_dir / "jobs").glob("*.log"))
+    assert len(files) == 3 + 2 + 2
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for folder in (jg.home, state_dir, state_dir / "jobs"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
