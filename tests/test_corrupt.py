@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,31 @@ def test_background_run_with_unreadable_index_records_the_new_job_too(jg: Env) -
     new_id = json.loads(proc.stdout)["id"]
     jg.wait_for(new_id, lambda j: j["status"] == "completed")
     assert {j["id"] for j in jg.cli_json("status", "--all")["jobs"]} == {*ids, new_id}
+
+
+def test_readers_racing_on_an_unreadable_index_quarantine_it_once(jg: Env) -> None:
+    ids = _two_finished_jobs(jg)
+    state_dir = jg.state_dir()
+    (state_dir / "state.json").write_bytes(b"{broken")
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jobgate", "status", "--all", "--json"],
+            cwd=jg.workspace,
+            env=jg.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [p.communicate(timeout=60) for p in readers]
+    assert [p.returncode for p in readers] == [0] * len(readers), outputs
+    for stdout, _stderr in outputs:
+        assert sorted(j["id"] for j in json.loads(stdout)["jobs"]) == ids
+    warned = [err for _out, err in outputs if err]
+    assert len(warned) == 1, warned
+    assert [p.read_bytes() for p in state_dir.glob("state.json.corrupt-*")] == [b"{broken"]
 
 
 def test_two_quarantines_in_the_same_second_keep_both_damaged_files(jg: Env) -> None:

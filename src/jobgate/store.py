@@ -331,15 +331,24 @@ class Store:
         return model.sort_newest_first(jobs)
 
     def quarantine_index(self, reason: str) -> list[model.Job]:
-        """Move the unreadable index aside and rebuild it from the job files."""
+        """Move the unreadable index aside and rebuild it from the job files.
+
+        Call under the lock. The damaged file is hard-linked aside and the rebuilt index
+        replaces it atomically, so a lock-free reader never finds no index (and so no
+        jobs) in between; where hard links fail it is moved aside first instead.
+        """
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = f"{self.index_path}.corrupt-{stamp}"
         n = 1
         while os.path.exists(target):
             n += 1
             target = f"{self.index_path}.corrupt-{stamp}-{n}"
-        os.replace(self.index_path, target)
         jobs = self.rebuild_index_from_jobs()
+        try:
+            os.link(self.index_path, target)
+        except OSError:
+            os.replace(self.index_path, target)
+        write_json(self.index_path, {"version": INDEX_VERSION, "jobs": jobs}, pretty=False)
         warn(
             f"the job index {self.index_path} was unreadable ({reason}); moved it to "
             f"{target} and rebuilt the index from {len(jobs)} job file(s)"
