@@ -202,3 +202,61 @@ def dead_identity() -> dict[str, Any]:
     proc.kill()
     proc.wait()
     return ident
+
+
+# -- Claude Code hook helpers (tests/test_hook*.py, tests/test_plugin.py) ----------------
+HOOK_EVENT_NAMES = {
+    "stop": "Stop",
+    "session-start": "SessionStart",
+    "session-end": "SessionEnd",
+    "user-prompt-submit": "UserPromptSubmit",
+}
+
+
+def hook_payload(env: Env, event: str, session: str | None = "s1", **fields: Any) -> dict[str, Any]:
+    """A payload like the one Claude Code sends to ``event``'s command hook."""
+    payload: dict[str, Any] = {
+        "cwd": str(env.workspace),
+        "hook_event_name": HOOK_EVENT_NAMES[event],
+        "transcript_path": os.devnull,
+    }
+    if session is not None:
+        payload["session_id"] = session
+    payload.update(fields)
+    return payload
+
+
+def run_hook(
+    env: Env,
+    event: str,
+    payload: Any = None,
+    *,
+    session: str | None = "s1",
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60,
+    **fields: Any,
+) -> subprocess.CompletedProcess[str]:
+    """``jobgate hook EVENT`` with ``payload`` (default: :func:`hook_payload`) on stdin;
+    a ``str`` payload is sent as is."""
+    if payload is None:
+        payload = hook_payload(env, event, session, **fields)
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    return env.cli("hook", event, input=data, env=extra_env, timeout=timeout)
+
+
+def start_running(
+    env: Env, *command: str, session: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """Start a background job and wait until its command runs (``commandPid`` known)."""
+    brief = env.start(*command, session=session, name=name)
+    return env.wait_for(
+        brief["id"], lambda j: j["status"] == "running" and bool(j.get("commandPid"))
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

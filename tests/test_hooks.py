@@ -1,0 +1,278 @@
+"""Pure hook decisions (jobgate.hooks): payload checks, Stop blocking rows, the review
+verdict rules, announcements and shell quoting. No processes, no files."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from jobgate import hooks, model
+from jobgate.errors import JobgateError
+
+
+def _job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "id": job_id,
+        "name": f"name of {job_id}",
+        "status": status,
+        "createdAt": f"2026-01-01T00:00:0{len(job_id) % 10}.000Z",
+    }
+    job.update(extra)
+    return job
+
+
+# -- payload ----------------------------------------
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ([1, 2], "not a JSON object"),
+        ("text", "not a JSON object"),
+        ({"hook_event_name": "SessionEnd"}, "'SessionEnd' hook"),
+        ({"session_id": 5}, "'session_id' is not a string"),
+        ({"session_id": ""}, "'session_id' is empty"),
+        ({"session_id": "a\0b"}, "NUL"),
+        ({"cwd": ["/"]}, "'cwd' is not a string"),
+        ({"stop_hook_active": "yes"}, "stop_hook_active"),
+        ({"last_assistant_message": {"x": 1}}, "last_assistant_message"),
+    ],
+)
+def test_check_payload_refuses_unusable_payloads_with_a_reason(payload: Any, fragment: str) -> None:
+    with pytest.raises(JobgateError, match=fragment):
+        hooks.check_payload("stop", payload)
+
+
+def test_check_payload_refuses_an_unknown_event() -> None:
+    with pytest.raises(JobgateError, match="unknown hook event 'pre-tool-use'"):
+        hooks.check_payload("pre-tool-use", {})
+
+
+def test_check_payload_accepts_a_minimal_and_a_full_payload() -> None:
+    assert hooks.check_payload("stop", {}) == {}
+    full = {
+        "session_id": "abc",
+        "cwd": "/x",
+        "hook_event_name": "Stop",
+        "stop_hook_active": True,
+        "last_assistant_message": "done",
+        "transcript_path": "/t.jsonl",
+        "extra": [1],
+    }
+    assert hooks.check_payload("stop", full) is full
+
+
+def test_session_comes_from_payload_then_environment_then_none() -> None:
+    assert hooks.session_of({"session_id": "p"}, "e") == "p"
+    assert hooks.session_of({}, "e") == "e"
+    assert hooks.session_of({}, "") is None
+    assert hooks.session_of({}, None) is None
+
+
+def test_session_jobs_filters_by_recorded_session_and_none_means_all() -> None:
+    jobs = [_job("a", sessionId="s1"), _job("b", sessionId="s2"), _job("c")]
+    assert [j["id"] for j in hooks.session_jobs(jobs, "s1")] == ["a"]
+    assert [j["id"] for j in hooks.session_jobs(jobs, None)] == ["a", "b", "c"]
+    assert hooks.state_key(None) == hooks.ALL_SESSIONS
+    assert hooks.state_key("s1") == "s1"
+
+
+# -- stop ----------------------------------------
+def test_running_notice_names_id_name_and_how_to_act() -> None:
+    (line,) = hooks.running_notices([_job("run-1")])
+    assert "run-1 (name of run-1)" in line
+    assert "jobgate status run-1" in line
+    assert "jobgate cancel run-1" in line
+    assert "\n" not in line
+
+
+def test_running_notice_flattens_a_multiline_name() -> None:
+    (line,) = hooks.running_notices([_job("run-1", name="one\ntwo")])
+    assert "one two" in line and "\n" not in line
+
+
+def test_wait_blocks_at_most_max_blocks_times_in_a_row_for_the_same_jobs() -> None:
+    entry: dict[str, Any] = {}
+    reasons = []
+    for _ in range(5):
+        reason, entry, note = hooks.wait_decision(["b", "a"], entry, 3)
+        reasons.append(reason)
+    assert [r is not None for r in reasons] == [True, True, True, False, False]
+    assert "jobgate wait" in str(reasons[0]) and "a, b" in str(reasons[0])
+    assert note is not None and "maxStopBlocks = 3" in note
+    assert entry["stopBlocks"] == 3
+
+
+def test_wait_starts_a_new_row_when_the_set_of_jobs_changes() -> None:
+    entry = {"stopJobs": ["a"], "stopBlocks": 3}
+    reason, entry, _ = hooks.wait_decision(["a", "c"], entry, 3)
+    assert reason is not None
+    assert entry == {"stopJobs": ["a", "c"], "stopBlocks": 1}
+
+
+def test_wait_does_not_block_and_clears_the_row_when_nothing_runs() -> None:
+    reason, entry, note = hooks.wait_decision([], {"stopJobs": ["a"], "stopBlocks": 2, "x": 1}, 3)
+    assert reason is None and note is None
+    assert entry == {"x": 1}
+
+
+def test_clear_rows_keeps_other_keys() -> None:
+    entry = {"stopJobs": ["a"], "stopBlocks": 2, "reviewBlocks": 1, "updatedAt": "t"}
+    assert hooks.clear_rows(entry) == {"updatedAt": "t"}
+
+
+# -- review gate ----------------------------------------
+@pytest.mark.parametrize(
+    ("stdout", "verdict", "text"),
+    [
+        ("ALLOW: fine\nmore", "allow", "fine"),
+        ("\n\n  BLOCK: add a test  \n", "block", "add a test"),
+        ("block: lower case", "block", "lower case"),
+        ("BLOCK:", "block", "the reviewer gave no reason"),
+        ("", "error", "printed nothing"),
+        ("   \n", "error", "printed nothing"),
+        ("Looks good to me", "error", "neither"),
+        ("ALLOWED because", "error", "neither"),
+    ],
+)
+def test_parse_verdict_reads_the_first_non_blank_line(stdout: str, verdict: str, text: str) -> None:
+    outcome = hooks.parse_verdict(stdout)
+    assert outcome["verdict"] == verdict
+    assert text in outcome["text"]
+
+
+def _decide(outcome: dict[str, str], active: bool = False, prior: int = 0) -> Any:
+    return hooks.review_decision(
+        outcome, stop_hook_active=active, prior_blocks=prior, max_blocks=3, command_line="rv"
+    )
+
+
+def test_review_allow_allows_and_resets_the_row() -> None:
+    reason, lines, count = _decide({"verdict": "allow", "text": "ok"}, prior=2)
+    assert reason is None and count == 0 and "allowed" in lines[0]
+
+
+def test_review_block_blocks_with_the_reviewers_reason() -> None:
+    reason, lines, count = _decide({"verdict": "block", "text": "tests fail"})
+    assert reason is not None and "tests fail" in reason
+    assert lines == [] and count == 1
+
+
+def test_review_block_is_honoured_even_when_stop_hook_active() -> None:
+    reason, _lines, _count = _decide({"verdict": "block", "text": "x"}, active=True, prior=1)
+    assert reason is not None
+
+
+def test_review_blocks_are_capped_in_a_row() -> None:
+    reason, lines, count = _decide({"verdict": "block", "text": "again"}, prior=3)
+    assert reason is None and count == 3
+    assert "maxStopBlocks = 3" in lines[0]
+
+
+def test_review_error_blocks_saying_what_happened_and_how_to_turn_the_gate_off() -> None:
+    reason, lines, count = _decide({"verdict": "error", "text": "the reviewer exited with code 3"})
+    assert reason is not None
+    assert "exited with code 3" in reason
+    assert "jobgate config set stopReviewGate false" in reason
+    assert "rv" in reason
+    assert lines == [] and count == 0
+
+
+def test_review_error_allows_when_stop_hook_active_and_says_why() -> None:
+    reason, lines, _ = _decide({"verdict": "error", "text": "timed out"}, active=True)
+    assert reason is None
+    assert len(lines) == 1
+    assert "stop_hook_active" in lines[0] and "timed out" in lines[0]
+
+
+def test_review_prompt_contains_the_last_assistant_message() -> None:
+    prompt = hooks.review_prompt({"last_assistant_message": "I fixed bug #12"}, "/repo")
+    assert "I fixed bug #12" in prompt
+    assert "ALLOW:" in prompt and "BLOCK:" in prompt and "/repo" in prompt
+
+
+def test_review_prompt_without_a_message_says_so() -> None:
+    assert "no final message" in hooks.review_prompt({}, "/repo")
+
+
+# -- user-prompt-submit ----------------------------------------
+def test_unannounced_lists_finished_jobs_without_announced_at_newest_first() -> None:
+    jobs = [
+        _job("a", "completed", createdAt="2026-01-01T00:00:01.000Z"),
+        _job("b", "failed", createdAt="2026-01-01T00:00:02.000Z"),
+        _job("c", "running"),
+        _job("d", "cancelled", announcedAt="2026-01-01T00:00:03.000Z"),
+    ]
+    assert [j["id"] for j in hooks.unannounced(jobs)] == ["b", "a"]
+
+
+def test_announcement_names_each_job_status_and_how_to_read_it() -> None:
+    text = hooks.announcement(
+        [
+            _job("a", "completed", exitCode=0),
+            _job("b", "failed", errorMessage="lost: worker pid 7 is gone\nmore"),
+        ]
+    )
+    assert "a (name of a): completed (exit 0); read it: jobgate result a" in text
+    assert "b (name of b): failed (lost: worker pid 7 is gone); read it: jobgate result b" in text
+
+
+def test_announcement_caps_the_list_and_counts_the_rest() -> None:
+    jobs = [_job(f"j{i}", "completed") for i in range(hooks.MAX_ANNOUNCED + 4)]
+    text = hooks.announcement(jobs)
+    assert text.count("jobgate result") == hooks.MAX_ANNOUNCED
+    assert "and 4 more" in text
+
+
+def test_outputs_have_the_shapes_claude_code_reads() -> None:
+    assert hooks.block_output("r") == {"decision": "block", "reason": "r"}
+    out = hooks.prompt_output("ctx")
+    assert out == {
+        "hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": "ctx"}
+    }
+
+
+# -- session-start ----------------------------------------
+@pytest.mark.parametrize(
+    "value", ["plain", "", "a'b; rm -rf x $(y)", "'", '"$HOME" `id` \\ \n tab\t', "ü-ß"]
+)
+def test_sh_quote_round_trips_through_a_real_shell(value: str) -> None:
+    out = subprocess.run(
+        ["sh", "-c", f"printf %s {hooks.sh_quote(value)}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == value
+
+
+def test_env_export_line_is_one_export_statement() -> None:
+    assert hooks.env_export_line("s1") == "export JOBGATE_SESSION_ID='s1'\n"
+
+
+# -- hook state ----------------------------------------
+def test_prune_state_drops_stale_and_malformed_entries() -> None:
+    now = 2_000_000_000.0
+    fresh = model.now_iso(now - 60)
+    stale = model.now_iso(now - hooks.STATE_TTL_SECONDS - 60)
+    state = {
+        "sessions": {
+            "new": {"stopBlocks": 1, "updatedAt": fresh},
+            "old": {"stopBlocks": 1, "updatedAt": stale},
+            "bad": 7,
+        }
+    }
+    assert hooks.prune_state(state, now) == {
+        "version": 1,
+        "sessions": {"new": {"stopBlocks": 1, "updatedAt": fresh}},
+    }
+    assert hooks.prune_state("garbage", now) == {"version": 1, "sessions": {}}  # type: ignore[arg-type]
+
+
+def test_entry_of_reads_a_copy_and_tolerates_garbage() -> None:
+    state = {"sessions": {"s1": {"stopBlocks": 2}}}
+    entry = hooks.entry_of(state, "s1")
+    entry["stopBlocks"] = 9
+    assert state["sessions"]["s1"]["stopBlocks"] == 2
+    assert hooks.entry_of({"sessions": []}, "s1") == {}
+    assert hooks.entry_of(None, "s1") == {}

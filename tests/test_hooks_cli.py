@@ -1,0 +1,406 @@
+"""``jobgate hook EVENT`` end to end, with real background jobs: Stop names only jobs that
+really run, session-end cancels only its session's jobs, finished jobs are announced
+exactly once, session-start exports a safely quoted id, and every bad input fails open."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Env, hook_payload, pid_alive, run_hook, start_running
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _kill9(*pids: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _assert_fail_open(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def _config(jg: Env, **settings: Any) -> None:
+    for key, value in settings.items():
+        text = json.dumps(value) if not isinstance(value, str) else value
+        proc = jg.cli("config", "set", key, text)
+        assert proc.returncode == 0, proc.stderr
+
+
+# -- stop ----------------------------------------
+def test_stop_names_each_running_job_of_the_session_and_how_to_act(jg: Env) -> None:
+    a = start_running(jg, "sleep", "300", session="s1", name="build")
+    b = start_running(jg, "sleep", "300", session="s1")
+    other = start_running(jg, "sleep", "300", session="s2")
+    proc = run_hook(jg, "stop", session="s1")
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2
+    assert any(f"{a['id']} (build)" in line for line in lines)
+    for job in (a, b):
+        assert f"jobgate status {job['id']}" in proc.stderr
+        assert f"jobgate cancel {job['id']}" in proc.stderr
+    assert other["id"] not in proc.stderr
+
+
+def test_stop_never_names_a_killed_job_and_records_it_lost(jg: Env) -> None:
+    live = start_running(jg, "sleep", "300", session="s1")
+    dead = start_running(jg, "sleep", "300", session="s1")
+    _kill9(dead["pid"], dead["commandPid"])
+    proc = run_hook(jg, "stop", session="s1")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert dead["id"] not in proc.stderr
+    assert live["id"] in proc.stderr
+    record = jg.job(dead["id"])
+    assert record["status"] == "failed" and record["phase"] == "lost"
+    assert f"pid {dead['pid']}" in record["errorMessage"]
+
+
+def test_stop_with_the_lock_held_still_never_names_a_dead_job(jg: Env) -> None:
+    dead = start_running(jg, "sleep", "300", session="s1")
+    _kill9(dead["pid"], dead["commandPid"])
+    store = jg.store()
+    with store.lock():
+        started = time.monotonic()
+        proc = run_hook(jg, "stop", session="s1")
+        elapsed = time.monotonic() - started
+        assert proc.returncode == 0 and proc.stdout == ""
+        assert dead["id"] not in proc.stderr
+        assert elapsed < 5
+        # read-only view: nothing could be written while the lock was held
+        assert store.read_index()[0]["status"] == "running"
+    run_hook(jg, "stop", session="s1")
+    assert jg.job(dead["id"])["phase"] == "lost"
+
+
+def test_stop_without_a_session_sees_every_job_and_honours_the_env_session(jg: Env) -> None:
+    a = start_running(jg, "sleep", "300", session="s1")
+    b = start_running(jg, "sleep", "300", session="s2")
+    everything = run_hook(jg, "stop", session=None)
+    assert a["id"] in everything.stderr and b["id"] in everything.stderr
+    from_env = run_hook(jg, "stop", session=None, extra_env={"JOBGATE_SESSION_ID": "s2"})
+    assert a["id"] not in from_env.stderr and b["id"] in from_env.stderr
+
+
+def test_stop_in_a_fresh_workspace_prints_nothing_and_creates_no_state(jg: Env) -> None:
+    proc = run_hook(jg, "stop")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert not jg.home.exists()
+
+
+def test_stop_uses_the_payload_cwd_not_the_process_cwd(jg: Env, tmp_path: Path) -> None:
+    job = start_running(jg, "sleep", "300", session="s1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = jg.cli("hook", "stop", input=json.dumps(hook_payload(jg, "stop", "s1")), cwd=elsewhere)
+    assert job["id"] in proc.stderr
+    payload = hook_payload(jg, "stop", "s1", cwd=str(elsewhere))
+    assert job["id"] not in run_hook(jg, "stop", payload).stderr
+
+
+# -- waitForJobs -----------------------------------------------------------------------------
+def _blocked(proc: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:
+    assert proc.returncode == 0, proc.stderr
+    if not proc.stdout.strip():
+        return None
+    out: dict[str, Any] = json.loads(proc.stdout)
+    assert out["decision"] == "block"
+    return out
+
+
+def test_wait_for_jobs_blocks_at_most_max_stop_blocks_times_in_a_row(jg: Env) -> None:
+    _config(jg, waitForJobs=True, maxStopBlocks=2)
+    job = start_running(jg, "sleep", "300", session="s1")
+    results = [
+        _blocked(run_hook(jg, "stop", session="s1", stop_hook_active=i > 0)) for i in range(4)
+    ]
+    assert [r is not None for r in results] == [True, True, False, False]
+    first = results[0]
+    assert first is not None
+    assert job["id"] in first["reason"] and "jobgate wait" in first["reason"]
+    # a new user prompt ends the row: the next Stop may block again
+    run_hook(jg, "user-prompt-submit", session="s1", prompt="go on")
+    assert _blocked(run_hook(jg, "stop", session="s1")) is not None
+
+
+def test_wait_for_jobs_never_blocks_for_a_dead_job_or_another_sessions_job(jg: Env) -> None:
+    _config(jg, waitForJobs=True)
+    dead = start_running(jg, "sleep", "300", session="s1")
+    start_running(jg, "sleep", "300", session="s2")
+    _kill9(dead["pid"], dead["commandPid"])
+    proc = run_hook(jg, "stop", session="s1")
+    assert _blocked(proc) is None
+    assert proc.stderr == ""
+
+
+def test_wait_for_jobs_starts_a_new_row_when_another_job_starts(jg: Env) -> None:
+    _config(jg, waitForJobs=True, maxStopBlocks=1)
+    start_running(jg, "sleep", "300", session="s1")
+    assert _blocked(run_hook(jg, "stop", session="s1")) is not None
+    assert _blocked(run_hook(jg, "stop", session="s1", stop_hook_active=True)) is None
+    second = start_running(jg, "sleep", "300", session="s1")
+    again = _blocked(run_hook(jg, "stop", session="s1", stop_hook_active=True))
+    assert again is not None and second["id"] in again["reason"]
+
+
+def test_wait_for_jobs_off_by_default_never_blocks(jg: Env) -> None:
+    start_running(jg, "sleep", "300", session="s1")
+    assert _blocked(run_hook(jg, "stop", session="s1")) is None
+
+
+# -- session-start ----------------------------------------
+HOSTILE_ID = 'a\'b; rm -rf x $(y) `z` "q" \\ end'
+
+
+def test_session_start_writes_a_quoted_export_that_sh_sources_back(jg: Env, tmp_path: Path) -> None:
+    env_file = tmp_path / "claude-env.sh"
+    env_file.write_text("export OTHER=1")  # no trailing newline: ours must not glue on
+    proc = run_hook(
+        jg, "session-start", session=HOSTILE_ID, extra_env={"CLAUDE_ENV_FILE": str(env_file)}
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    marker = tmp_path / "x"
+    marker.mkdir()
+    out = subprocess.run(
+        ["sh", "-c", '. "$1" && printf "%s|%s" "$JOBGATE_SESSION_ID" "$OTHER"', "sh", env_file],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert out.stdout == f"{HOSTILE_ID}|1"
+    assert marker.exists()  # the id's "rm -rf x" was never run
+
+
+def test_session_start_without_claude_env_file_does_nothing(jg: Env, tmp_path: Path) -> None:
+    env = dict(jg.env)
+    env.pop("CLAUDE_ENV_FILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobgate", "hook", "session-start"],
+        input=json.dumps(hook_payload(jg, "session-start")),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert not jg.home.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
+
+
+def test_session_start_without_a_session_id_fails_open(jg: Env, tmp_path: Path) -> None:
+    env_file = tmp_path / "env.sh"
+    proc = run_hook(jg, "session-start", session=None, extra_env={"CLAUDE_ENV_FILE": str(env_file)})
+    assert "session_id" in _assert_fail_open(proc)
+    assert not env_file.exists()
+
+
+# -- session-end ----------------------------------------
+def test_session_end_cancels_only_the_sessions_jobs_and_records_session_ended(jg: Env) -> None:
+    mine = [start_running(jg, "sleep", "300", session="s1") for _ in range(2)]
+    other = start_running(jg, "sleep", "300", session="s2")
+    proc = run_hook(jg, "session-end", session="s1", reason="exit")
+    assert proc.returncode == 0 and proc.stdout == ""
+    for job in mine:
+        record = jg.wait_for(job["id"], lambda j: j["status"] != "running", timeout=20)
+        assert record["status"] == "cancelled"
+        assert record["errorMessage"] == "session ended"
+        assert not pid_alive(job["commandPid"])
+        assert job["id"] in proc.stderr
+    assert jg.job(other["id"])["status"] == "running"
+    assert pid_alive(other["commandPid"])
+    listed = {j["id"] for j in jg.cli_json("status", "--all")["jobs"]}
+    assert {j["id"] for j in [*mine, other]} <= listed  # records kept
+
+
+def test_session_end_ends_the_whole_process_tree(jg: Env, tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    job = start_running(jg, "sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait", session="s1")
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    run_hook(jg, "session-end", session="s1")
+    jg.wait_for(job["id"], lambda j: j["status"] == "cancelled", timeout=20)
+    deadline = time.monotonic() + 10
+    while pid_alive(grandchild):
+        assert time.monotonic() < deadline, "grandchild survived session end"
+        time.sleep(0.05)
+
+
+def test_session_end_records_a_dead_job_lost_instead_of_cancelling_it(jg: Env) -> None:
+    dead = start_running(jg, "sleep", "300", session="s1")
+    _kill9(dead["pid"], dead["commandPid"])
+    proc = run_hook(jg, "session-end", session="s1")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert jg.job(dead["id"])["phase"] == "lost"
+
+
+def test_session_end_without_any_session_cancels_nothing(jg: Env) -> None:
+    job = start_running(jg, "sleep", "300", session="s1")
+    proc = run_hook(jg, "session-end", session=None)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "no job was cancelled" in proc.stderr
+    assert jg.job(job["id"])["status"] == "running"
+
+
+# -- user-prompt-submit ----------------------------------------
+def _context(proc: subprocess.CompletedProcess[str]) -> str | None:
+    assert proc.returncode == 0, proc.stderr
+    if not proc.stdout.strip():
+        return None
+    out = json.loads(proc.stdout)
+    assert out["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
+    text: str = out["hookSpecificOutput"]["additionalContext"]
+    return text
+
+
+def test_user_prompt_submit_announces_each_finished_job_exactly_once(jg: Env) -> None:
+    done = jg.start("true", session="s1", name="quick")
+    jg.wait_for(done["id"], lambda j: j["status"] == "completed")
+    lost = start_running(jg, "sleep", "300", session="s1")
+    running = start_running(jg, "sleep", "300", session="s1")
+    theirs = jg.start("true", session="s2")
+    jg.wait_for(theirs["id"], lambda j: j["status"] == "completed")
+    _kill9(lost["pid"], lost["commandPid"])
+
+    first = _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="hi"))
+    assert first is not None
+    assert f"{done['id']} (quick): completed" in first
+    assert f"jobgate result {done['id']}" in first
+    assert f"{lost['id']}" in first and "failed" in first
+    assert running["id"] not in first
+    assert theirs["id"] not in first
+    assert _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="again")) is None
+    assert jg.job(done["id"])["announcedAt"]
+
+    _kill9(running["pid"], running["commandPid"])
+    later = _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="and now"))
+    assert later is not None and running["id"] in later and done["id"] not in later
+
+
+def test_concurrent_prompts_announce_a_job_only_once(jg: Env) -> None:
+    done = jg.start("true", session="s1")
+    jg.wait_for(done["id"], lambda j: j["status"] == "completed")
+    data = json.dumps(hook_payload(jg, "user-prompt-submit", "s1", prompt="x"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jobgate", "hook", "user-prompt-submit"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=jg.env,
+            cwd=jg.workspace,
+        )
+        for _ in range(6)
+    ]
+    outs = [p.communicate(data, timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(done["id"] in out for out, _err in outs) == 1, outs
+
+
+# -- fail open ----------------------------------------
+@pytest.mark.parametrize(
+    ("event", "payload", "fragment"),
+    [
+        ("stop", "not json", "not valid JSON"),
+        ("stop", "", "empty"),
+        ("stop", "[1, 2]", "not a JSON object"),
+        ("stop", '"text"', "not a JSON object"),
+        ("stop", "\xff\xfe", "not valid JSON"),
+        ("stop", '{"session_id": 5}', "session_id"),
+        ("stop", '{"hook_event_name": "SessionEnd"}', "SessionEnd"),
+        ("stop", '{"cwd": "/no/such/dir/anywhere"}', "does not exist"),
+        ("session-end", '{"stop_hook_active": 1}', "stop_hook_active"),
+        ("user-prompt-submit", "{", "not valid JSON"),
+        ("pre-tool-use", "{}", "unknown hook event"),
+    ],
+)
+def test_bad_input_fails_open_with_one_line(
+    jg: Env, event: str, payload: str, fragment: str
+) -> None:
+    line = _assert_fail_open(run_hook(jg, event, payload))
+    assert fragment in line
+    assert line.startswith(f"jobgate hook {event}: ")
+
+
+def test_missing_event_and_extra_arguments_fail_open(jg: Env) -> None:
+    assert "missing EVENT" in _assert_fail_open(jg.cli("hook", input="{}"))
+    extra = jg.cli("hook", "stop", "--now", input="{}")
+    assert "unexpected arguments" in _assert_fail_open(extra)
+
+
+def test_stop_fails_open_on_an_unreadable_config(jg: Env) -> None:
+    start_running(jg, "sleep", "300", session="s1")
+    (jg.state_dir() / "config.json").write_text("{broken")
+    assert "config" in _assert_fail_open(run_hook(jg, "stop"))
+
+
+def test_stop_fails_open_on_a_symlinked_state_dir(jg: Env, tmp_path: Path) -> None:
+    start_running(jg, "sleep", "300", session="s1")
+    state = jg.state_dir()
+    real = tmp_path / "moved"
+    state.rename(real)
+    state.symlink_to(real)
+    assert "symlink" in _assert_fail_open(run_hook(jg, "stop"))
+
+
+def test_a_damaged_hook_state_file_is_treated_as_empty(jg: Env) -> None:
+    _config(jg, waitForJobs=True)
+    start_running(jg, "sleep", "300", session="s1")
+    (jg.state_dir() / "hooks-state.json").write_text("{nope")
+    assert _blocked(run_hook(jg, "stop")) is not None
+    state = json.loads((jg.state_dir() / "hooks-state.json").read_text())
+    assert state["sessions"]["s1"]["stopBlocks"] == 1
+
+
+def test_hook_state_never_touches_the_settings(jg: Env) -> None:
+    _config(jg, waitForJobs=True, maxStopBlocks=5)
+    before = (jg.state_dir() / "config.json").read_text()
+    start_running(jg, "sleep", "300", session="s1")
+    run_hook(jg, "stop")
+    run_hook(jg, "user-prompt-submit")
+    assert (jg.state_dir() / "config.json").read_text() == before
+
+
+# -- help ----------------------------------------
+def test_hook_help_shows_the_events_and_examples(jg: Env) -> None:
+    proc = jg.cli("hook", "--help")
+    assert proc.returncode == 0
+    for word in ("stop", "session-start", "session-end", "user-prompt-submit", "examples:"):
+        assert word in proc.stdout
+
+
+def test_main_help_lists_the_hook_command(jg: Env) -> None:
+    proc = jg.cli("--help")
+    assert proc.returncode == 0
+    assert "hook" in proc.stdout and "Claude Code hook" in proc.stdout
+
+
+def test_hook_through_argparse_with_a_global_cwd(jg: Env, tmp_path: Path) -> None:
+    job = start_running(jg, "sleep", "300", session="s1")
+    proc = jg.cli(
+        "--cwd", str(jg.workspace), "hook", "stop", input='{"session_id": "s1"}', cwd=tmp_path
+    )
+    assert proc.returncode == 0 and job["id"] in proc.stderr
