@@ -55,6 +55,30 @@ for n in range(updates):
 """
 
 
+#: a lock-free reader: until the stop file exists, parses the index, config.json and
+#: the newest indexed job files; a half-written file would fail json.loads. Prints its
+#: count of rounds.
+_READER = """
+import json, os, sys, time
+state_dir, stop = sys.argv[1], sys.argv[2]
+reads = 0
+while not os.path.exists(stop):
+    with open(os.path.join(state_dir, "state.json"), "rb") as fh:
+        index = json.loads(fh.read())
+    for entry in index["jobs"][:8]:  # the newest, the ones being written
+        with open(os.path.join(state_dir, "jobs", entry["id"] + ".json"), "rb") as fh:
+            assert json.loads(fh.read())["id"] == entry["id"]
+    try:
+        with open(os.path.join(state_dir, "config.json"), "rb") as fh:
+            assert isinstance(json.loads(fh.read()), dict)
+    except FileNotFoundError:
+        pass
+    reads += 1
+    time.sleep(0.002)  # leave the CPUs to the writers
+print(reads)
+"""
+
+
 def _shared_job() -> dict[str, Any]:
     job = model.new_job(job_id=SHARED, command=["true"], cwd="/", log_file="/dev/null")
     return model.touch(job, status=model.COMPLETED, counts={})
@@ -73,20 +97,35 @@ def test_eight_processes_times_fifty_concurrent_updates_lose_nothing(jg: Env) ->
         )
         for i in range(WRITERS)
     ]
-    go.touch()
-    # real `config set` commands race the writers too
-    setters = [
-        jg.cli("config", "set", key, value)
-        for key, value in (
-            ("agents.cli1", '["a", "{prompt}"]'),
-            ("stopReviewGate", "true"),
-            ("reviewTimeout", "120"),
-            ("maxStopBlocks", "5"),
+    stop = jg.home / "stop"
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _READER, store.state_dir, str(stop)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        for _ in range(2)
     ]
+    go.touch()
+    # real `config set` and `status` commands race the writers too
+    setters = []
+    for key, value in (
+        ("agents.cli1", '["a", "{prompt}"]'),
+        ("stopReviewGate", "true"),
+        ("reviewTimeout", "120"),
+        ("maxStopBlocks", "5"),
+    ):
+        setters.append(jg.cli("config", "set", key, value))
+        setters.append(jg.cli("status", "--all", "--json"))
     errors = [p.communicate(timeout=90)[1] for p in writers]
+    stop.touch()
+    read_results = [p.communicate(timeout=30) for p in readers]
     assert [p.returncode for p in writers] == [0] * WRITERS, errors
-    assert [p.returncode for p in setters] == [0] * len(setters), [p.stderr for p in setters]
+    assert [(p.returncode, p.stderr) for p in setters] == [(0, "")] * len(setters)
+    assert [p.returncode for p in readers] == [0, 0], read_results
+    assert all(int(out) > 0 for out, _err in read_results)
 
     index = {j["id"]: j for j in store.read_index()}
     expected = {f"run-w{w}-{n:03d}" for w in range(WRITERS) for n in range(UPDATES)}
