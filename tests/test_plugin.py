@@ -1,0 +1,222 @@
+"""The Claude Code plugin: manifests, hooks.json and slash commands are well formed, and
+every hook command line works when run as Claude Code runs it (``sh -c`` with
+``CLAUDE_PLUGIN_ROOT`` set) — with jobgate on PATH, without it, and with a broken one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import jobgate
+from conftest import SRC, Env, hook_payload, start_running
+from jobgate import config
+
+pytestmark = pytest.mark.timeout(90)
+
+REPO = Path(__file__).resolve().parent.parent
+PLUGIN = REPO / "plugins" / "jobgate"
+HOOKS_JSON = PLUGIN / "hooks" / "hooks.json"
+EVENT_OF = {
+    "SessionStart": "session-start",
+    "UserPromptSubmit": "user-prompt-submit",
+    "Stop": "stop",
+    "SessionEnd": "session-end",
+}
+COMMANDS = ("task", "status", "result", "cancel", "log", "setup")
+BASE_PATH = "/usr/bin:/bin"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _hook_commands() -> dict[str, list[dict[str, Any]]]:
+    """``{event: [command hook, ...]}`` from hooks.json."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event, groups in _load(HOOKS_JSON)["hooks"].items():
+        for group in groups:
+            out.setdefault(event, []).extend(group["hooks"])
+    return out
+
+
+# -- structure ---------------------------------------------------------------------------------
+def test_marketplace_lists_the_plugin_at_its_folder() -> None:
+    market = _load(REPO / ".claude-plugin" / "marketplace.json")
+    assert market["name"] and market["owner"]["name"]
+    (entry,) = market["plugins"]
+    assert entry["name"] == "jobgate"
+    assert entry["source"].startswith("./")
+    assert (REPO / entry["source"]).resolve() == PLUGIN
+    assert entry["version"] == jobgate.__version__
+
+
+def test_plugin_manifest_names_the_plugin_and_its_version() -> None:
+    manifest = _load(PLUGIN / ".claude-plugin" / "plugin.json")
+    assert manifest["name"] == "jobgate"
+    assert manifest["version"] == jobgate.__version__
+    assert manifest["description"]
+    assert re.fullmatch(r"[a-z0-9-]+", manifest["name"])
+
+
+def test_hooks_json_wires_each_event_to_the_wrapper_as_a_command_hook() -> None:
+    hooks = _hook_commands()
+    assert set(hooks) == set(EVENT_OF)
+    for event, entries in hooks.items():
+        (entry,) = entries
+        assert entry["type"] == "command"
+        assert entry["command"] == f'"${{CLAUDE_PLUGIN_ROOT}}/scripts/hook.sh" {EVENT_OF[event]}'
+        assert isinstance(entry["timeout"], int) and entry["timeout"] > 0
+
+
+def test_stop_timeout_leaves_room_for_the_default_review_timeout() -> None:
+    (stop,) = _hook_commands()["Stop"]
+    assert stop["timeout"] > config.DEFAULTS["reviewTimeout"]
+
+
+def test_wrapper_is_executable_posix_sh() -> None:
+    script = PLUGIN / "scripts" / "hook.sh"
+    assert os.access(script, os.X_OK)
+    assert script.read_text().startswith("#!/bin/sh\n")
+    subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_slash_command_has_frontmatter_and_calls_the_cli(name: str) -> None:
+    text = (PLUGIN / "commands" / f"{name}.md").read_text(encoding="utf-8")
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, f"{name}.md has no frontmatter"
+    fields = dict(line.split(":", 1) for line in match.group(1).splitlines() if ":" in line)
+    assert fields.get("description", "").strip()
+    assert "allowed-tools" in fields
+    assert "$ARGUMENTS" in text
+    called = "config" if name == "setup" else name
+    assert f"jobgate {called}" in text
+
+
+def test_setup_command_turns_the_review_gate_on_and_off() -> None:
+    text = (PLUGIN / "commands" / "setup.md").read_text(encoding="utf-8")
+    assert "jobgate config set stopReviewGate true" in text
+    assert "jobgate config set stopReviewGate false" in text
+    assert "command -v jobgate" in text and "pipx install jobgate" in text
+
+
+# -- running the hooks as Claude Code does ---------------------------------------------------------
+@pytest.fixture
+def shim(tmp_path: Path) -> Path:
+    """A folder with an executable ``jobgate`` that runs this checkout's jobgate."""
+    folder = tmp_path / "shim-bin"
+    folder.mkdir()
+    exe = folder / "jobgate"
+    exe.write_text(f'#!/bin/sh\nPYTHONPATH="{SRC}" exec "{sys.executable}" -m jobgate "$@"\n')
+    exe.chmod(0o755)
+    return folder
+
+
+def _run_as_claude(
+    jg: Env, event: str, payload: dict[str, Any], path: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    (entry,) = _hook_commands()[event]
+    env = dict(jg.env)
+    env.update(extra_env)
+    env["PATH"] = path
+    env["CLAUDE_PLUGIN_ROOT"] = str(PLUGIN)
+    env["CLAUDE_PROJECT_DIR"] = str(jg.workspace)
+    return subprocess.run(
+        ["sh", "-c", entry["command"]],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=jg.workspace,
+        timeout=60,
+    )
+
+
+def test_every_hook_command_runs_through_the_wrapper(jg: Env, shim: Path, tmp_path: Path) -> None:
+    path = f"{shim}:{BASE_PATH}"
+    env_file = tmp_path / "claude-env.sh"
+
+    start = _run_as_claude(
+        jg,
+        "SessionStart",
+        hook_payload(jg, "session-start", "sess-1", source="startup"),
+        path,
+        CLAUDE_ENV_FILE=str(env_file),
+    )
+    assert (start.returncode, start.stdout, start.stderr) == (0, "", "")
+    assert env_file.read_text() == "export JOBGATE_SESSION_ID='sess-1'\n"
+
+    done = jg.start("true", session="sess-1", name="quick")
+    jg.wait_for(done["id"], lambda j: j["status"] == "completed")
+    running = start_running(jg, "sleep", "300", session="sess-1")
+
+    prompt = _run_as_claude(
+        jg, "UserPromptSubmit", hook_payload(jg, "user-prompt-submit", "sess-1", prompt="hi"), path
+    )
+    assert prompt.returncode == 0, prompt.stderr
+    context = json.loads(prompt.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert done["id"] in context and running["id"] not in context
+
+    stop = _run_as_claude(
+        jg,
+        "Stop",
+        hook_payload(jg, "stop", "sess-1", stop_hook_active=False, last_assistant_message="done"),
+        path,
+    )
+    assert (stop.returncode, stop.stdout) == (0, "")
+    assert f"jobgate cancel {running['id']}" in stop.stderr
+
+    end = _run_as_claude(
+        jg, "SessionEnd", hook_payload(jg, "session-end", "sess-1", reason="exit"), path
+    )
+    assert (end.returncode, end.stdout) == (0, "")
+    final = jg.wait_for(running["id"], lambda j: j["status"] != "running", timeout=20)
+    assert (final["status"], final["errorMessage"]) == ("cancelled", "session ended")
+
+
+@pytest.mark.parametrize("event", list(EVENT_OF))
+def test_every_hook_fails_open_when_jobgate_is_not_installed(jg: Env, event: str) -> None:
+    if shutil.which("jobgate", path=BASE_PATH):
+        pytest.skip(f"a jobgate is installed on {BASE_PATH}")
+    proc = _run_as_claude(jg, event, hook_payload(jg, EVENT_OF[event]), BASE_PATH)
+    assert (proc.returncode, proc.stdout) == (0, "")
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1
+    assert "not on PATH" in lines[0] and "pipx install jobgate" in lines[0]
+    assert EVENT_OF[event] in lines[0]
+
+
+def test_a_broken_jobgate_never_makes_a_hook_block(jg: Env, tmp_path: Path) -> None:
+    folder = tmp_path / "broken-bin"
+    folder.mkdir()
+    exe = folder / "jobgate"
+    # exit status 2 is what would make Claude Code block a Stop
+    exe.write_text("#!/bin/sh\necho 'usage: jobgate ...' >&2\nexit 2\n")
+    exe.chmod(0o755)
+    proc = _run_as_claude(jg, "Stop", hook_payload(jg, "stop"), f"{folder}:{BASE_PATH}")
+    assert (proc.returncode, proc.stdout) == (0, "")
+    assert "exited with status 2" in proc.stderr
+
+
+def test_a_bad_payload_through_the_wrapper_fails_open(jg: Env, shim: Path) -> None:
+    (entry,) = _hook_commands()["Stop"]
+    env = dict(jg.env, PATH=f"{shim}:{BASE_PATH}", CLAUDE_PLUGIN_ROOT=str(PLUGIN))
+    proc = subprocess.run(
+        ["sh", "-c", entry["command"]],
+        input="{not json",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=jg.workspace,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (0, "")
+    assert len(proc.stderr.splitlines()) == 1 and "not valid JSON" in proc.stderr
