@@ -246,3 +246,12 @@ def test_created_dirs_are_0700_and_files_0600(jg: Env, open_umask: None) -> None
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for folder in (jg.home, state_dir, state_dir / "jobs"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def test_reading_commands_in_a_fresh_workspace_create_no_state(jg: Env) -> None:
+    for args in (["status"], ["status", "--json"], ["config", "get"], ["sweep"]):
+        proc = jg.cli(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+    assert_one_clear_error(jg.cli("result"), "no finished job")
+    assert_one_clear_error(jg.cli("wait"), "no active job")
+    assert not jg.home.exists()
