@@ -100,8 +100,11 @@ def test_stop_without_a_session_sees_every_job_and_honours_the_env_session(jg: E
     assert a["id"] not in from_env.stderr and b["id"] in from_env.stderr
 
 
-def test_stop_in_a_fresh_workspace_prints_nothing_and_creates_no_state(jg: Env) -> None:
-    proc = run_hook(jg, "stop")
+@pytest.mark.parametrize("event", ["stop", "user-prompt-submit", "session-end"])
+def test_a_hook_in_a_fresh_workspace_prints_nothing_and_creates_no_state(
+    jg: Env, event: str
+) -> None:
+    proc = run_hook(jg, event)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     assert not jg.home.exists()
 
@@ -139,6 +142,11 @@ def test_wait_for_jobs_blocks_at_most_max_stop_blocks_times_in_a_row(jg: Env) ->
     # a new user prompt ends the row: the next Stop may block again
     run_hook(jg, "user-prompt-submit", session="s1", prompt="go on")
     assert _blocked(run_hook(jg, "stop", session="s1")) is not None
+    # once the job is gone the row is forgotten, not kept forever
+    _kill9(job["pid"], job["commandPid"])
+    assert _blocked(run_hook(jg, "stop", session="s1")) is None
+    state = json.loads((jg.state_dir() / "hooks-state.json").read_text())
+    assert "s1" not in state["sessions"]
 
 
 def test_wait_for_jobs_never_blocks_for_a_dead_job_or_another_sessions_job(jg: Env) -> None:

@@ -280,11 +280,11 @@ def _update_entry(
         entry = hooks.entry_of(state, key)
         result, new = decide(entry)
         if new != entry:
-            if new:
+            if any(k != "updatedAt" for k in new):
                 new["updatedAt"] = model.now_iso(now)
                 state["sessions"][key] = new
             else:
-                state["sessions"].pop(key, None)
+                state["sessions"].pop(key, None)  # nothing left to remember
             write_json(_state_path(store), state)
     return result
 
