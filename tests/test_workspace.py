@@ -79,3 +79,15 @@ def test_subdirectory_of_a_repo_shares_the_repos_state(jg: Env) -> None:
     listed = jg.cli("status", "--json", cwd=sub)
     assert brief["id"] in listed.stdout
     assert jg.cli("--cwd", str(sub), "status", "--json").stdout == listed.stdout
+
+
+def test_state_root_reached_through_a_symlink_is_accepted(tmp_path: Path) -> None:
+    real = tmp_path / "real-root"
+    real.mkdir()
+    link = tmp_path / "link-root"
+    link.symlink_to(real)
+    env = Env(tmp_path)
+    env.env["JOBGATE_HOME"] = str(link)
+    proc = env.cli("run", "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(real.iterdir())) == 1

@@ -265,9 +265,9 @@ class Store:
 
     def ensure(self) -> None:
         """Create the state dir (0700) and ``jobs/`` if needed; refuse unsafe dirs."""
-        from jobgate.workspace import ensure_private_dir
+        from jobgate.workspace import ensure_private_dir, ensure_state_root
 
-        ensure_private_dir(os.path.dirname(self.state_dir))
+        ensure_state_root(os.path.dirname(self.state_dir))
         ensure_private_dir(self.state_dir)
         ensure_private_dir(self.jobs_dir)
 

@@ -114,6 +114,21 @@ def check_private_dir(path: str) -> bool:
     return True
 
 
+def ensure_state_root(path: str) -> None:
+    """Create the state root (0700) if missing.
+
+    Unlike a workspace's state dir, the root may be reached through a symlink (a
+    ``~/.local/state`` moved to another disk, macOS's ``/tmp``); the per-workspace dirs
+    inside it are what :func:`ensure_private_dir` guards.
+    """
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise JobgateError(f"cannot create state root {path}: {exc.strerror}") from None
+    if not os.path.isdir(path):
+        raise JobgateError(f"state root {path} is not a directory")
+
+
 def ensure_private_dir(path: str) -> None:
     """Create ``path`` (and parents) as 0700 if missing; refuse an unsafe existing one."""
     if check_private_dir(path):
