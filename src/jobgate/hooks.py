@@ -59,15 +59,20 @@ GATE_OFF_HINT = "to turn the review gate off: jobgate config set stopReviewGate 
 
 
 # -- payload ---------------------------------------------------------------------------
+def check_event(event: str) -> None:
+    """Raise :class:`JobgateError` unless ``event`` is one of :data:`EVENTS`."""
+    if event not in EVENTS:
+        known = ", ".join(EVENTS)
+        raise JobgateError(f"unknown hook event {event!r} (known: {known})")
+
+
 def check_payload(event: str, payload: object) -> Payload:
     """The payload if it is a usable object for ``event``; else :class:`JobgateError`.
 
     Optional fields must have the right type when present; ``hook_event_name``, when
     present, must name ``event`` (a payload meant for another hook is refused).
     """
-    if event not in EVENTS:
-        known = ", ".join(EVENTS)
-        raise JobgateError(f"unknown hook event {event!r} (known: {known})")
+    check_event(event)
     if not isinstance(payload, dict):
         raise JobgateError(f"the hook payload is not a JSON object (got {type(payload).__name__})")
     name = payload.get("hook_event_name")
@@ -280,7 +285,7 @@ def unannounced(jobs: list[model.Job]) -> list[model.Job]:
 
 def announcement(finished: list[model.Job]) -> str:
     """The ``additionalContext`` naming each newly finished job and how to read it."""
-    lines = ["jobgate: background jobs of this session finished since the last prompt:"]
+    lines = ["jobgate: background jobs that finished since the last prompt:"]
     for job in finished[:MAX_ANNOUNCED]:
         status = str(job.get("status"))
         detail = ""

@@ -89,8 +89,7 @@ def main(argv: list[str], *, default_cwd: str | None = None) -> int:
             raise JobgateError("missing EVENT (one of: " + ", ".join(hooks.EVENTS) + ")")
         if len(argv) > 1:
             raise JobgateError(f"unexpected arguments after {event!r}: {' '.join(argv[1:])}")
-        if event not in hooks.EVENTS:
-            hooks.check_payload(event, {})  # raises "unknown hook event"
+        hooks.check_event(event)  # before reading stdin
         payload = hooks.check_payload(event, _read_payload())
         stdout, notes = HANDLERS[event](_Context(event, payload, default_cwd))
     except BaseException as exc:  # fail open on anything, by design
