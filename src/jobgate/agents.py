@@ -24,11 +24,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from jobgate.config import DEFAULT_AGENT as DEFAULT_AGENT  # re-exported
 from jobgate.errors import JobgateError
 
 PROMPT = "{prompt}"
 LAST_MESSAGE_FILE = "{lastMessageFile}"
-DEFAULT_AGENT = "codex"
 
 _PLACEHOLDER = re.compile(r"\{(prompt|lastMessageFile)\}")
 

@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "maxStopBlocks": 3,
 }
 
+#: the agent ``jobgate task`` uses without ``--agent``
+DEFAULT_AGENT = "codex"
+
 #: built-in agent profiles (argv templates); "{prompt}" is replaced by the prompt as
 #: one argv element, never through a shell; "{lastMessageFile}" by a file in the job
 #: folder whose content becomes the job's result (see jobgate.agents). codex exec writes

@@ -6,15 +6,14 @@ The checks themselves live in :mod:`jobgate.doctor_codex`.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
-from pathlib import Path
 
 from jobgate.errors import EXIT_USAGE, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jobgate.doctor_codex import Finding, Report
 
 _CODEX_DESCRIPTION = """\
@@ -77,7 +76,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--state-root",
         dest="state_roots",
         action="append",
-        type=Path,
         metavar="DIR",
         help="a plugin state root to check instead of the default places (repeatable); "
         "a single workspace folder holding state.json is accepted too",
@@ -93,9 +91,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def handler(args: argparse.Namespace) -> int:
     """Run ``jobgate doctor codex``; return the exit status (see the epilog)."""
+    import json
+    from pathlib import Path
+
     from jobgate import doctor_codex
 
-    roots: list[Path] | None = args.state_roots
+    roots: list[Path] | None = (
+        None if args.state_roots is None else [Path(p) for p in args.state_roots]
+    )
     for root in roots or []:
         if not root.is_dir():
             raise JobgateError(f"--state-root {root}: no such directory", EXIT_USAGE)
@@ -130,6 +133,8 @@ def _table(findings: list[Finding]) -> list[str]:
 
 def render_text(report: Report, roots: list[Path] | None = None) -> str:
     """The human report: a short table per workspace folder, then a summary."""
+    import shlex
+
     out: list[str] = []
     if not report.state_roots:
         out.append("No Codex companion state found. Looked in:")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate import agents
+from jobgate.config import DEFAULT_AGENT
 from jobgate.errors import EXIT_OK, JobgateError
 
 TYPE_CHECKING = False
@@ -59,9 +59,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--agent",
         "-a",
-        default=agents.DEFAULT_AGENT,
+        default=DEFAULT_AGENT,
         metavar="NAME",
-        help=f"agent profile (default: {agents.DEFAULT_AGENT}; see jobgate config get)",
+        help=f"agent profile (default: {DEFAULT_AGENT}; see jobgate config get)",
     )
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job (default: agent and prompt start)")
@@ -72,6 +72,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _read_prompt(arg: str) -> str:
+    from jobgate import agents
+
     if arg != "-":
         return agents.check_prompt(arg)
     if sys.stdin is None:
@@ -111,7 +113,7 @@ def _detach_stdin() -> None:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    from jobgate import cli, launch
+    from jobgate import agents, cli, launch
     from jobgate import config as config_mod
 
     prompt = _read_prompt(args.prompt)
