@@ -1,0 +1,156 @@
+"""Crash-safe file primitives: atomic replace, JSON read/write, appended log lines.
+
+Every file is written to a temp file in the same folder, flushed, fsynced and
+``os.replace``d (then the folder is fsynced), so a reader never sees half a file and a
+writer killed at any instant leaves the previous content intact. Files are 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class CorruptFile(Exception):
+    """A state file exists but does not hold what it should."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``."""
+    folder = os.path.dirname(path) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+#: a temp file of :func:`atomic_write` older than this was left by a killed writer
+STALE_TEMP_SECONDS = 300.0
+
+
+def remove_stale_temp_files(folder: str, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Delete ``.*.tmp`` files older than ``max_age`` seconds in ``folder``.
+
+    A writer killed between creating its temp file and ``os.replace`` leaves one behind;
+    nothing ever reads them. Called under the lock, where every store write happens; the
+    age threshold spares a temp file some lock-free writer may still be filling.
+    Returns how many were removed.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    cutoff = time.time() - max_age
+    removed = 0
+    for name in names:
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _fsync_dir(folder: str) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
+    if pretty:
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+    atomic_write(path, text.encode("utf-8"))
+
+
+def read_json(path: str) -> Any:
+    """Parsed JSON of ``path``; None if missing; :class:`CorruptFile` if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CorruptFile(path, "is a directory") from None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptFile(path, f"not valid JSON ({exc})") from None
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line (O_APPEND, 0600). Best effort: a log line never fails a command."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def log_line(path: str, message: str) -> None:
+    """Append a timestamped progress line ``[ISO time] message`` to a job log."""
+    from jobgate.model import now_iso
+
+    append_line(path, f"[{now_iso()}] {message}")
+
+
+def warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"jobgate: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
