@@ -10,7 +10,17 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, JobgateError
+from jobgate.commands import (
+    cmd_cancel,
+    cmd_config,
+    cmd_log,
+    cmd_result,
+    cmd_run,
+    cmd_status,
+    cmd_sweep,
+    cmd_wait,
+)
+from jobgate.errors import EXIT_FAILED, EXIT_USAGE, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,217 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
-    from jobgate.store import Store
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
 EXTENSIONS = ("jobgate.doctor_cli", "jobgate.hooks_cli", "jobgate.task_cli")
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
-
-
-def _context(args: argparse.Namespace, *, create: bool = False) -> tuple[str, Store]:
-    from jobgate.store import Store
-    from jobgate.workspace import state_dir_for
-
-    root, state_dir = state_dir_for(getattr(args, "cwd", None))
-    store = Store(state_dir, root)
-    if create:
-        store.ensure()
-    else:
-        store.exists()  # refuses a symlinked / foreign state dir
-    return root, store
-
-
-def _session(args: argparse.Namespace) -> str | None:
-    value = getattr(args, "session", None)
-    if value:
-        return str(value)
-    return os.environ.get("JOBGATE_SESSION_ID") or None
-
-
-# -- run ---------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    from jobgate import launch
-
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if not command:
-        raise JobgateError("missing command: give it after --, e.g. jobgate run -- make test")
-    _root, store = _context(args, create=True)
-    cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
-    common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=_session(args))
-    if args.background:
-        job = launch.start_background(store, command, **common)  # type: ignore[arg-type]
-        if args.json:
-            from jobgate.render import to_json
-
-            brief = {k: job.get(k) for k in ("id", "status", "pid", "name", "logFile")}
-            _out(to_json(brief))
-        else:
-            _out(
-                f"{job['id']}\nstarted in the background (pid {job['pid']}); "
-                f"follow: jobgate log {job['id']} --follow"
-            )
-        return EXIT_OK
-    job, code = launch.run_foreground(store, command, **common)  # type: ignore[arg-type]
-    if args.json:
-        from jobgate.render import to_json
-
-        _out(to_json({"job": job}))
-    return code
-
-
-# -- status / result / log -----------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    from jobgate import model, refresh, render
-
-    root, store = _context(args)
-    jobs, _lost = refresh.load(store)
-    if args.job is not None:  # "" is a bad reference, not "no reference"
-        job = refresh.full_record(store, model.resolve_ref(jobs, args.job))
-        if args.json:
-            _out(render.to_json({"job": job}))
-        else:
-            _out(render.job_text(job))
-        return EXIT_OK
-    ordered = model.sort_newest_first(jobs)
-    if args.json:
-        if not args.all:
-            finished = [j for j in ordered if not model.is_active(j)][: render.RECENT_FINISHED]
-            keep = {id(j) for j in finished}
-            ordered = [j for j in ordered if model.is_active(j) or id(j) in keep]
-        payload = {"workspaceRoot": root, "stateDir": store.state_dir, "jobs": ordered}
-        _out(render.to_json(payload))
-    else:
-        _out(render.status_text(jobs, show_all=args.all, workspace_root=root))
-    return EXIT_OK
-
-
-def cmd_result(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
-
-    _root, store = _context(args)
-    jobs, _lost = refresh.load(store)
-    job = control.pick(
-        jobs,
-        args.job,
-        session_id=None if args.job else _session(args),
-        want="any" if args.job else "finished",
-    )
-    if model.is_active(job):
-        raise JobgateError(
-            f"job {job['id']} is still {job.get('status')}; wait for it: jobgate wait {job['id']}",
-            EXIT_FAILED,
-        )
-    full = refresh.full_record(store, job)
-    _out(render.to_json({"job": full}) if args.json else render.result_text(full))
-    return EXIT_OK
-
-
-def cmd_log(args: argparse.Namespace) -> int:
-    from jobgate import logview, model, refresh
-
-    _root, store = _context(args)
-    jobs, _lost = refresh.load(store)
-    job = model.resolve_ref(jobs, args.job)
-    return logview.show(store, str(job["id"]), follow=args.follow, tail=args.tail)
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
-
-    _root, store = _context(args)
-    jobs, _lost = refresh.load(store)
-    job = control.pick(jobs, args.job, session_id=_session(args), want="active")
-    final = control.wait(store, str(job["id"]), args.timeout)
-    if final is None:
-        if args.json:
-            _out(render.to_json({"job": job, "timedOut": True}))
-        else:
-            sys.stderr.write(f"jobgate: timed out waiting for {job['id']}\n")
-        return EXIT_TIMEOUT
-    if args.json:
-        _out(render.to_json({"job": final, "timedOut": False}))
-    else:
-        _out(render.job_line(final))
-    return EXIT_OK if final.get("status") == model.COMPLETED else EXIT_FAILED
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
-
-    _root, store = _context(args)
-    jobs, _lost = refresh.load(store)
-    job = control.pick(
-        jobs, args.job, session_id=_session(args), want="active" if not args.job else "any"
-    )
-    if not model.is_active(job):
-        raise JobgateError(
-            f"job {job['id']} is not active (status: {job.get('status')})", EXIT_FAILED
-        )
-    outcome = control.cancel(store, str(job["id"]), grace=args.grace)
-    final = outcome["job"]
-    if args.json:
-        _out(render.to_json(outcome))
-    else:
-        for problem in outcome["problems"]:
-            sys.stderr.write(f"jobgate: {problem}\n")
-        _out(f"{final['id']}: {final.get('status')} ({final.get('errorMessage')})")
-    return EXIT_OK if final.get("status") == model.CANCELLED else EXIT_FAILED
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from jobgate import refresh, render
-
-    _root, store = _context(args)
-    _jobs, lost = refresh.load(store, persist=not args.dry_run)
-    if args.json:
-        changed = [{"id": job_id, "reason": reason} for job_id, reason in lost]
-        _out(render.to_json({"dryRun": args.dry_run, "changed": changed}))
-    else:
-        _out(render.sweep_text(lost, args.dry_run))
-    return EXIT_OK
-
-
-# -- config --------------------------------------------------------------------------
-def cmd_config(args: argparse.Namespace) -> int:
-    from jobgate import config, render
-
-    _root, store = _context(args, create=args.action == "set")
-    if args.action == "set":
-        value = config.validate(args.key, args.value)
-        with store.lock():
-            stored = store.read_config()
-            stored[args.key] = value
-            store.write_config(stored)
-        _out(render.to_json({args.key: value}) if args.json else f"{args.key} = {_show(value)}")
-        return EXIT_OK
-    stored = store.read_config() if os.path.isdir(store.state_dir) else {}
-    if args.key:
-        value = config.get(stored, args.key)
-        _out(render.to_json({args.key: value}) if args.json else _show(value))
-        return EXIT_OK
-    eff = config.effective(stored)
-    if args.json:
-        _out(render.to_json(eff))
-    else:
-        for key, value in eff.items():
-            if key == "agents":
-                for name, argv in value.items():
-                    _out(f"agents.{name} = {_show(argv)}")
-            else:
-                _out(f"{key} = {_show(value)}")
-    return EXIT_OK
-
-
-def _show(value: object) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 # -- parser --------------------------------------------------------------------------

@@ -113,11 +113,11 @@ def _detach_stdin() -> None:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    from jobgate import agents, cli, launch
+    from jobgate import agents, commands, launch
     from jobgate import config as config_mod
 
     prompt = _read_prompt(args.prompt)
-    _root, store = cli._context(args)
+    _root, store = commands.open_store(args)
     stored = store.read_config() if os.path.isdir(store.state_dir) else {}
     profiles = config_mod.effective(stored)["agents"]
     template = agents.profile(profiles, args.agent)
@@ -138,7 +138,7 @@ def cmd_task(args: argparse.Namespace) -> int:
         cwd=cwd,
         kind="task",
         name=args.name or agents.default_name(command.agent, prompt),
-        session_id=cli._session(args),
+        session_id=commands.session_of(args),
         extra=extra,
     )
     if args.background:
@@ -147,9 +147,9 @@ def cmd_task(args: argparse.Namespace) -> int:
             from jobgate.render import to_json
 
             keys = ("id", "status", "pid", "name", "kind", "agent", "logFile")
-            cli._out(to_json({k: job.get(k) for k in keys}))
+            commands.emit(to_json({k: job.get(k) for k in keys}))
         else:
-            cli._out(
+            commands.emit(
                 f"{job['id']}\nstarted {command.agent} in the background (pid {job['pid']}); "
                 f"then: jobgate wait {job['id']} && jobgate result {job['id']}"
             )
@@ -159,5 +159,5 @@ def cmd_task(args: argparse.Namespace) -> int:
     if args.json:
         from jobgate.render import to_json
 
-        cli._out(to_json({"job": final}))
+        commands.emit(to_json({"job": final}))
     return code
