@@ -102,10 +102,15 @@ def read_proc_stat(pid: int) -> tuple[str, int] | None:
     split after the *last* ``)``.
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except (OSError, ValueError):
         return None
+    try:
+        data = os.read(fd, 4096)  # one read: the kernel renders the whole line at once
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     end = data.rfind(b")")
     if end < 0:
         return None
