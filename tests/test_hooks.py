@@ -133,6 +133,10 @@ def test_clear_rows_keeps_other_keys() -> None:
         ("   \n", "error", "printed nothing"),
         ("Looks good to me", "error", "neither"),
         ("ALLOWED because", "error", "neither"),
+        ("\ufeffALLOW: bom", "allow", "bom"),
+        ("**BLOCK**: markdown bold", "block", "markdown bold"),
+        ("**ALLOW:** bold with the colon", "allow", "bold with the colon"),
+        ("\x1b[1;32mALLOW\x1b[0m: coloured", "allow", "coloured"),
     ],
 )
 def test_parse_verdict_reads_the_first_non_blank_line(stdout: str, verdict: str, text: str) -> None:

@@ -260,8 +260,9 @@ def parse_verdict(stdout: str) -> dict[str, str]:
             break
     if not first:
         return {"verdict": "error", "text": "the reviewer printed nothing"}
-    head, sep, rest = first.partition(":")
-    word = head.strip().upper()
+    head, sep, rest = _plain(first).partition(":")
+    word = head.strip().strip("*_`#> ").upper()
+    rest = rest.strip().lstrip("*_` ").strip()
     if sep and word == "ALLOW":
         return {"verdict": "allow", "text": rest.strip()}
     if sep and word == "BLOCK":
@@ -271,6 +272,17 @@ def parse_verdict(stdout: str) -> dict[str, str]:
         "verdict": "error",
         "text": f"the reviewer's first line is neither 'ALLOW: ...' nor 'BLOCK: ...': {shown!r}",
     }
+
+
+def _plain(line: str) -> str:
+    """``line`` without a byte-order mark and terminal colour codes: a reviewer that
+    writes ``\x1b[1m**ALLOW**\x1b[0m: ok`` still gives a verdict."""
+    line = line.lstrip("\ufeff")
+    if "\x1b[" in line:
+        import re
+
+        line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)
+    return line.strip()
 
 
 # -- user-prompt-submit ------------------------------------------------------------------
