@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import can_force_pid_reuse, dead_identity, spawn_with_pid
+from conftest import SRC, Env, can_force_pid_reuse, dead_identity, spawn_with_pid, start_running
 from jobgate import liveness
 
 
@@ -147,3 +149,61 @@ def test_identity_recorded_on_another_host_is_not_alive_here() -> None:
     verdict, evidence = liveness.probe(dict(ident, host="some-other-host"))
     assert verdict == liveness.FOREIGN
     assert "some-other-host" in evidence
+
+
+def _hidden_proc_reason() -> str | None:
+    """Why a mount namespace with an empty /proc cannot be made here (None: it can)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "no unshare(1) on this machine"
+    probe = subprocess.run(
+        [unshare, "-m", "sh", "-c", "mount -t tmpfs none /proc"],
+        capture_output=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        return "cannot make a mount namespace with an empty /proc (needs CAP_SYS_ADMIN)"
+    return None
+
+
+def _in_hidden_proc(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run Python ``code`` where /proc is an empty tmpfs; its stdout."""
+    script = 'mount -t tmpfs none /proc && exec "$0" "$@"'
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or dict(os.environ, PYTHONPATH=SRC),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(_hidden_proc_reason() is not None, reason=str(_hidden_proc_reason()))
+def test_a_live_process_hidden_from_proc_is_unverified_not_gone() -> None:
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        ident = liveness.capture(live.pid)
+        dead = dead_identity()
+        code = (
+            "import json, sys; from jobgate import liveness; "
+            "print(json.dumps([liveness.probe(json.loads(a)) for a in sys.argv[1:]]))"
+        )
+        out = json.loads(_in_hidden_proc(code, json.dumps(ident), json.dumps(dead)))
+        (live_verdict, live_why), (dead_verdict, _) = out
+        assert live_verdict == liveness.UNVERIFIED
+        assert f"pid {live.pid} exists" in live_why
+        assert dead_verdict == liveness.GONE  # signal 0 still tells a gone pid apart
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.skipif(_hidden_proc_reason() is not None, reason=str(_hidden_proc_reason()))
+def test_a_reader_that_cannot_see_proc_writes_no_running_job_down_as_lost(jg: Env) -> None:
+    job = start_running(jg, "sleep", "30")
+    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    out = _in_hidden_proc(code, "--cwd", str(jg.workspace), "sweep", "--json", env=jg.env)
+    assert json.loads(out)["changed"] == []
+    assert jg.job(job["id"])["status"] == "running"

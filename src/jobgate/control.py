@@ -89,10 +89,12 @@ def cancel(
 
     problems: list[str] = []
     alive: dict[str, dict[str, Any]] = {}
+    unverified = False
     for label, ident in _recorded_processes(job):
         verdict, evidence = liveness.probe(ident)
-        if verdict == liveness.REUSED:
+        if verdict in (liveness.REUSED, liveness.UNVERIFIED):
             problems.append(f"{label} {evidence}; it was not signalled")
+            unverified = unverified or verdict == liveness.UNVERIFIED
         elif verdict == liveness.ALIVE:
             alive[label] = ident
     procs = []
@@ -125,11 +127,17 @@ def cancel(
 
     with store.transaction() as tx:
         final = tx.get(job_id) or job
-        if model.is_active(final):
-            if not alive and problems:
-                final = model.mark_lost(final, "; ".join(problems))
-            else:
-                final = model.mark_cancelled(final, reason)
+        if not model.is_active(final):
+            pass  # the worker recorded the end itself
+        elif not alive and unverified:
+            # a process that may be the job's still exists and could not be identified or
+            # signalled: recording an end now would be a guess, so the job stays as it is
+            pass
+        elif not alive and problems:
+            final = model.mark_lost(final, "; ".join(problems))
+            tx.put(final)
+        else:
+            final = model.mark_cancelled(final, reason)
             tx.put(final)
     log_line(log_path, f"jobgate: job {final.get('status')}: {final.get('errorMessage')}")
     return {"job": final, "signalled": signalled, "killed": killed, "problems": problems}

@@ -19,6 +19,11 @@ Platform notes:
 
 A zombie (state ``Z``, exited but not yet reaped by its parent, common in containers
 whose pid 1 does not reap) counts as dead.
+
+A missing ``/proc/<pid>`` entry is confirmed with signal 0 (which sends nothing) before a
+pid is called gone: where ``/proc`` is hidden (``hidepid``), not mounted or from another
+pid namespace, a process that exists but cannot be identified is :data:`UNVERIFIED`,
+neither alive nor dead.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ZOMBIE = "zombie"
 REUSED = "reused"
 REBOOTED = "rebooted"
 FOREIGN = "foreign"
+UNVERIFIED = "unverified"
 
 _LINUX = sys.platform.startswith("linux")
 #: start times (seconds) closer than this are "the same" when only wall-clock
@@ -132,7 +138,7 @@ def proc_info(pid: int) -> dict[str, Any] | None:
     if _LINUX:
         st = read_proc_stat(pid)
         if st is None:
-            return None
+            return _exists_unreadable(pid)
         state, ticks = st
         return {
             "pid": pid,
@@ -150,15 +156,29 @@ def proc_info(pid: int) -> dict[str, Any] | None:
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:  # pragma: no cover - platform specific
-        return {"pid": pid, "state": "unknown", "startTime": 0.0}
+        return {"pid": pid, "state": "unknown"}
     state = "Z" if status == psutil.STATUS_ZOMBIE else status
     return {"pid": pid, "state": state, "startTime": created}
+
+
+def _exists_unreadable(pid: int) -> dict[str, Any] | None:
+    """``/proc`` has no readable entry for ``pid``: None if no such process exists,
+    else ``{"pid", "state": "unknown"}`` (no start time: it cannot be identified)."""
+    try:
+        os.kill(pid, 0)  # signal 0: an existence check, nothing is delivered
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # exists, belongs to someone we may not signal
+    except OSError:
+        return None
+    return {"pid": pid, "state": "unknown"}
 
 
 def capture(pid: int) -> dict[str, Any] | None:
     """The identity of the live process ``pid`` (None if it does not exist)."""
     info = proc_info(pid)
-    if info is None or info["state"] in ("Z", "X"):
+    if info is None or info["state"] in ("Z", "X") or "startTime" not in info:
         return None
     ident: dict[str, Any] = {"pid": pid, "startTime": round(info["startTime"], 3)}
     if "startTicks" in info:
@@ -175,8 +195,10 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
 
     Returns ``(verdict, evidence)`` where verdict is one of :data:`ALIVE`,
     :data:`GONE`, :data:`ZOMBIE`, :data:`REUSED`, :data:`REBOOTED`, :data:`FOREIGN`
-    (recorded on another host: cannot be verified here, so not alive); evidence is a short
-    human sentence naming the pid.
+    (recorded on another host: cannot be verified here, so not alive) or
+    :data:`UNVERIFIED` (a process with that pid exists but its start time cannot be
+    read: neither proven the same nor proven gone); evidence is a short human sentence
+    naming the pid.
     """
     pid = ident.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
@@ -194,6 +216,8 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return GONE, f"pid {pid} is gone"
     if info["state"] in ("Z", "X"):
         return ZOMBIE, f"pid {pid} has exited (zombie, not yet reaped)"
+    if "startTime" not in info:
+        return UNVERIFIED, f"pid {pid} exists but its start time cannot be read here"
     rec_ticks = ident.get("startTicks")
     if isinstance(rec_ticks, int) and "startTicks" in info:
         same = rec_ticks == info["startTicks"]

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     Probe = Callable[[dict[str, Any]], tuple[str, str]]
 
 ALIVE = "alive"  # mirrors jobgate.liveness.ALIVE without importing it
+UNVERIFIED = "unverified"  # mirrors jobgate.liveness.UNVERIFIED
 
 
 def _labelled(job: model.Job) -> list[tuple[str, dict[str, Any]]]:
@@ -41,7 +42,9 @@ def verdict(job: model.Job, probe: Probe, now: float) -> str | None:
     reasons: list[str] = []
     for label, ident in idents:
         result, evidence = probe(ident)
-        if result == ALIVE:
+        if result in (ALIVE, UNVERIFIED):
+            # UNVERIFIED: that pid exists but cannot be identified (e.g. /proc hidden);
+            # without proof of death nothing is written down
             return None
         reasons.append(f"{label} {evidence}")
     return "; ".join(reasons)
