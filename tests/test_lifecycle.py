@@ -274,3 +274,31 @@ def _cli(jg: Env) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "jobgate"]
+
+
+def _all_ids(jg: Env) -> list[str]:
+    return [j["id"] for j in jg.cli_json("status", "--all")["jobs"]]
+
+
+def test_max_jobs_keeps_exactly_that_many_finished_jobs_once_they_end(jg: Env) -> None:
+    assert jg.cli("config", "set", "maxJobs", "2").returncode == 0
+    running = _running(jg, "sleep", "300")  # active: never pruned, never counted
+    ids = []
+    for n in range(4):
+        proc = jg.cli("run", "--name", f"n{n}", "--", "true")
+        assert proc.returncode == 0, proc.stderr
+        ids.append(jg.cli_json("result")["job"]["id"])
+    assert sorted(_all_ids(jg)) == sorted([running["id"], ids[-2], ids[-1]])
+    background = jg.start("true")
+    assert jg.cli("wait", background["id"], "--timeout", "30").returncode == 0
+    assert sorted(_all_ids(jg)) == sorted([running["id"], ids[-1], background["id"]])
+
+
+def test_max_jobs_zero_still_lets_the_job_that_just_ended_be_read(jg: Env) -> None:
+    assert jg.cli("config", "set", "maxJobs", "0").returncode == 0
+    first = jg.start("true")
+    assert jg.cli("wait", first["id"], "--timeout", "30").returncode == 0
+    second = jg.start("sh", "-c", "echo the answer")
+    assert jg.cli("wait", second["id"], "--timeout", "30").returncode == 0
+    assert _all_ids(jg) == [second["id"]]
+    assert "the answer" in jg.cli("result", second["id"]).stdout

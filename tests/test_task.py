@@ -260,3 +260,38 @@ def test_worker_reads_a_result_file_only_inside_the_jobs_folder(jg: Env, tmp_pat
     empty.write_text("")
     assert worker.read_result_file(store, {"resultFile": str(empty)}) is None
     assert worker.read_result_file(store, {}) is None
+
+
+_SLOW_WRITER = """#!{python}
+import sys, time
+with open(sys.argv[1], "a") as fh:
+    fh.write("partial answer")
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def test_final_message_file_is_private_and_removed_with_a_lost_job(jg: Env, tmp_path: Path) -> None:
+    import signal
+
+    script = _write_script(tmp_path / "slow-agent", _SLOW_WRITER)
+    template = json.dumps([str(script), "{lastMessageFile}", "{prompt}"])
+    assert jg.cli("config", "set", "agents.slow", template).returncode == 0
+    proc = jg.cli("task", "--agent", "slow", "--background", "--json", "go")
+    assert proc.returncode == 0, proc.stderr
+    job = jg.wait_for(json.loads(proc.stdout)["id"], lambda j: bool(j.get("commandPid")))
+    result_file = Path(job["resultFile"])
+    assert result_file.parent == jg.state_dir() / "jobs"
+    # created by jobgate before the agent ran, so the agent's umask does not apply
+    assert result_file.stat().st_mode & 0o777 == 0o600
+
+    for pid in (job["commandPid"], job["pid"]):  # the whole job dies from outside
+        os.kill(pid, signal.SIGKILL)
+    lost = jg.wait_for(job["id"], lambda j: not model.is_active(j))
+    assert lost["phase"] == "lost"
+    assert jg.cli("config", "set", "maxJobs", "1").returncode == 0
+    run = jg.cli("run", "--json", "--", "true")  # its end prunes the lost task
+    assert run.returncode == 0, run.stderr
+    newer = json.loads(run.stdout)["job"]["id"]
+    left = sorted(p.name for p in (jg.state_dir() / "jobs").iterdir())
+    assert left == [f"{newer}.json", f"{newer}.log"]

@@ -139,6 +139,7 @@ def cancel(
         else:
             final = model.mark_cancelled(final, reason)
             tx.put(final)
+        tx.keep_at_most(spare=job_id)
     log_line(log_path, f"jobgate: job {final.get('status')}: {final.get('errorMessage')}")
     return {"job": final, "signalled": signalled, "killed": killed, "problems": problems}
 

@@ -280,11 +280,15 @@ def sort_newest_first(jobs: list[Job]) -> list[Job]:
     )
 
 
-def prune(jobs: list[Job], keep_finished: int) -> tuple[list[Job], list[Job]]:
+def prune(
+    jobs: list[Job], keep_finished: int, spare: frozenset[str] = frozenset()
+) -> tuple[list[Job], list[Job]]:
     """Split ``jobs`` into (kept, dropped): every active job is kept, plus the newest
-    ``keep_finished`` finished ones. Order of ``kept`` follows the input."""
+    ``keep_finished`` finished ones, plus those whose id is in ``spare`` (a job that
+    has just finished, so its outcome can still be read once even with
+    ``keep_finished`` 0). Order of ``kept`` follows the input."""
     finished = [j for j in sort_newest_first(jobs) if not is_active(j)]
-    drop_ids = {j["id"] for j in finished[max(keep_finished, 0) :]}
+    drop_ids = {j["id"] for j in finished[max(keep_finished, 0) :]} - spare
     kept = [j for j in jobs if j.get("id") not in drop_ids]
     dropped = [j for j in jobs if j.get("id") in drop_ids]
     return kept, dropped

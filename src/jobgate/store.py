@@ -232,8 +232,12 @@ class Transaction:
         self.jobs: list[model.Job] = []
         self._staged: dict[str, model.Job] = {}
         self._removed: set[str] = set()
+        self._extra_files: set[str] = set()
         self._dirty = False
+        #: retention: set to ``maxJobs`` to prune finished jobs at commit (ids in
+        #: ``spare`` are never dropped by it)
         self.max_finished: int | None = None
+        self.spare: frozenset[str] = frozenset()
 
     def __enter__(self) -> Transaction:
         self._lockctx.__enter__()
@@ -292,14 +296,35 @@ class Transaction:
         self._dirty = True
 
     def remove(self, job_id: str) -> None:
+        """Drop a job: its index entry, its job file and log, and the agent's final
+        message file (``resultFile``) if one is still there."""
+        for job in self.jobs:
+            if job.get("id") == job_id:
+                extra = job.get("resultFile")
+                if isinstance(extra, str) and os.path.dirname(extra) == self.store.jobs_dir:
+                    self._extra_files.add(extra)
         self.jobs = [j for j in self.jobs if j.get("id") != job_id]
         self._staged.pop(job_id, None)
         self._removed.add(job_id)
         self._dirty = True
 
+    def keep_at_most(self, spare: str | None = None) -> None:
+        """Prune to the workspace's ``maxJobs`` finished jobs at commit; ``spare`` (a job
+        that finishes in this transaction) is kept even beyond that, so its outcome can
+        be read once. An unreadable ``config.json`` leaves retention alone."""
+        from jobgate import config as config_mod
+
+        if spare is not None:
+            self.spare = self.spare | {spare}
+        try:
+            stored = self.store.read_config()
+            self.max_finished = int(config_mod.effective(stored)["maxJobs"])
+        except (JobgateError, ValueError, TypeError, KeyError):
+            self.max_finished = None
+
     def _commit(self) -> None:
         if self.max_finished is not None:
-            kept, dropped = model.prune(self.jobs, self.max_finished)
+            kept, dropped = model.prune(self.jobs, self.max_finished, self.spare)
             for job in dropped:
                 self.remove(str(job["id"]))
             self.jobs = kept
@@ -313,8 +338,11 @@ class Transaction:
         for job_id in self._removed:
             for path in (self.store.job_path(job_id), self.store.log_path(job_id)):
                 _unlink_quietly(path)
+        for path in self._extra_files:
+            _unlink_quietly(path)
         remove_stale_temp_files(self.store.state_dir)
         remove_stale_temp_files(self.store.jobs_dir)
         self._staged.clear()
         self._removed.clear()
+        self._extra_files.clear()
         self._dirty = False

@@ -98,10 +98,28 @@ def _locate(program: str, cwd: str) -> str | None:
 
 
 def _result_file(store: Store) -> str:
-    """A fresh path in the job folder for the agent's final message."""
+    """A fresh, empty file in the job folder for the agent's final message.
+
+    Created here (0600, like every state file: a final message can be as secret as the
+    prompt) rather than left to the agent, which would create it with its own umask.
+    """
     import secrets
 
-    return os.path.join(store.jobs_dir, f"{secrets.token_hex(8)}.last-message")
+    while True:
+        path = os.path.join(store.jobs_dir, f"{secrets.token_hex(8)}.last-message")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+        return path
+
+
+def _remove_quietly(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _detach_stdin() -> None:
@@ -142,7 +160,11 @@ def cmd_task(args: argparse.Namespace) -> int:
         extra=extra,
     )
     if args.background:
-        job = launch.start_background(store, list(command.argv), **common)
+        try:
+            job = launch.start_background(store, list(command.argv), **common)
+        except BaseException:
+            _remove_quietly(command.result_file)
+            raise
         if args.json:
             from jobgate.render import to_json
 
@@ -155,7 +177,10 @@ def cmd_task(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     _detach_stdin()
-    final, code = launch.run_foreground(store, list(command.argv), **common)
+    try:
+        final, code = launch.run_foreground(store, list(command.argv), **common)
+    finally:
+        _remove_quietly(command.result_file)  # normally read and removed by the worker
     if args.json:
         from jobgate.render import to_json
 

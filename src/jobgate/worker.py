@@ -210,6 +210,7 @@ def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
         job = tx.get(job_id)
         if job is not None:
             tx.put(model.mark_exited(job, exit_code=code, signal=sig, output=output))
+            tx.keep_at_most(spare=job_id)  # retention counts this job as finished from now on
     log_line(log_path, f"jobgate: command {what}")
     return code
 
