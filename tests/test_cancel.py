@@ -138,9 +138,21 @@ def test_cancel_never_signals_a_reused_pid(jg: Env) -> None:
         assert outcome["job"]["phase"] == "lost"
         for stranger in strangers:
             assert stranger.poll() is None, "a stranger was signalled"
-        # and through the CLI: reported, not killed
-        cli = jg.cli("cancel", "reuse-c")
+        # and through the CLI (whose reading finds the reuse first): reported, not killed
+        again = model.mark_running(
+            model.new_job(
+                job_id="reuse-d", command=["x"], cwd="/", log_file=store.log_path("reuse-d")
+            ),
+            worker=worker,
+            command=command,
+        )
+        with store.transaction() as tx:
+            tx.put(again)
+        cli = jg.cli("cancel", "reuse-d")
         assert cli.returncode == 1
+        assert "nothing was signalled" in cli.stderr
+        assert f"pid {command['pid']} now belongs to another process" in cli.stderr
+        assert "reuse-d: failed" in cli.stdout
         assert all(s.poll() is None for s in strangers)
     finally:
         for stranger in strangers:

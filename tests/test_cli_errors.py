@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -122,6 +123,40 @@ def test_bad_config_value_is_refused_and_the_stored_value_kept(
 
 
 @pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [("maxJobs", "-1", "bad value for maxJobs"), ("noSuchKey", "1", "unknown config key")],
+)
+def test_bad_config_set_in_a_fresh_workspace_creates_no_state(
+    jg: Env, key: str, value: str, words: str
+) -> None:
+    assert_one_clear_error(jg.cli("config", "set", key, value), words)
+    assert not jg.home.exists()
+
+
+def test_empty_program_name_is_refused_and_records_no_job(two_jobs: Env) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    for args in (["run", "--", ""], ["run", "--background", "--", "", "x"]):
+        assert_one_clear_error(jg.cli(*args), "program name is empty")
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "points_at"),
+    [
+        (["status", "--bogus"], "jobgate status --help"),
+        (["wait", "x", "--bogus"], "jobgate wait --help"),
+        (["config", "set", "maxJobs", "3", "--bogus"], "jobgate config set --help"),
+    ],
+)
+def test_unknown_flag_points_at_the_subcommands_own_help(
+    jg: Env, args: list[str], points_at: str
+) -> None:
+    assert points_at in assert_one_clear_error(jg.cli(*args), "unrecognized arguments")
+    assert not jg.home.exists()
+
+
+@pytest.mark.parametrize(
     "args",
     [["run", "--"], ["run"], ["run", "--background", "--"], ["run", "--background", "--json"]],
     ids=" ".join,
@@ -176,12 +211,31 @@ def test_usage_errors_are_one_line_pointing_at_help(jg: Env, args: list[str]) ->
     assert not jg.home.exists()
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["config", "set", "--help"]])
-def test_help_still_prints_usage_and_exits_zero(jg: Env, args: list[str]) -> None:
-    proc = jg.cli(*args)
+HELP_COMMANDS = [
+    [],
+    ["run"],
+    ["status"],
+    ["result"],
+    ["log"],
+    ["wait"],
+    ["cancel"],
+    ["sweep"],
+    ["config", "get"],
+    ["config", "set"],
+    ["task"],
+    ["hook"],
+    ["doctor", "codex"],
+]
+
+
+@pytest.mark.parametrize("args", HELP_COMMANDS, ids=lambda a: " ".join(a) or "jobgate")
+def test_help_prints_usage_with_an_example_and_exits_zero(jg: Env, args: list[str]) -> None:
+    proc = jg.cli(*args, "--help")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: jobgate")
     assert proc.stderr == ""
+    assert re.search(r"^examples?:$", proc.stdout, re.MULTILINE), proc.stdout
+    assert "\n  jobgate " in proc.stdout  # the example is a command line
 
 
 # -- permissions --------------------------------------------------------------------------------

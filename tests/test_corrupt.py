@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,23 @@ def test_corrupt_config_is_a_clear_error_and_is_never_overwritten(jg: Env, conte
         assert "config.json" in lines[0]
         assert proc.stdout == ""
         assert config.read_bytes() == content, args
+
+
+def test_sweep_dry_run_on_an_unreadable_index_warns_and_judges_the_job_files(jg: Env) -> None:
+    import signal
+
+    job = jg.start("sleep", "300")
+    job = jg.wait_for(job["id"], lambda j: bool(j.get("commandPid")))
+    for pid in (job["pid"], job["commandPid"]):
+        os.kill(pid, signal.SIGKILL)
+    state_dir = jg.state_dir()
+    index = state_dir / "state.json"
+    index.write_bytes(b"{broken")
+    before = sorted(p.name for p in state_dir.iterdir())
+
+    proc = jg.cli("sweep", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "unreadable" in proc.stderr and "Traceback" not in proc.stderr
+    assert [c["id"] for c in json.loads(proc.stdout)["changed"]] == [job["id"]]
+    assert index.read_bytes() == b"{broken"  # a dry run moves nothing aside
+    assert sorted(p.name for p in state_dir.iterdir()) == before

@@ -146,9 +146,13 @@ def test_another_users_process_is_alive_when_its_identity_matches() -> None:
 def test_identity_recorded_on_another_host_is_not_alive_here() -> None:
     ident = liveness.capture(os.getpid())
     assert ident is not None
-    verdict, evidence = liveness.probe(dict(ident, host="some-other-host"))
+    # another machine has another kernel boot id (or, off Linux, none at all)
+    elsewhere = dict(ident, host="some-other-host", bootId="11111111-2222-3333-4444-555555555555")
+    verdict, evidence = liveness.probe(elsewhere)
     assert verdict == liveness.FOREIGN
     assert "some-other-host" in evidence
+    no_boot = {k: v for k, v in ident.items() if k != "bootId"}
+    assert liveness.probe(dict(no_boot, host="some-other-host"))[0] == liveness.FOREIGN
 
 
 def _hidden_proc_reason() -> str | None:
@@ -207,3 +211,43 @@ def test_a_reader_that_cannot_see_proc_writes_no_running_job_down_as_lost(jg: En
     out = _in_hidden_proc(code, "--cwd", str(jg.workspace), "sweep", "--json", env=jg.env)
     assert json.loads(out)["changed"] == []
     assert jg.job(job["id"])["status"] == "running"
+
+
+def _can_rename_host() -> str | None:
+    if shutil.which("unshare") is None or shutil.which("hostname") is None:
+        return "needs unshare(1) and hostname(1)"
+    probe = subprocess.run(
+        ["unshare", "-u", "sh", "-c", "hostname jobgate-renamed"], capture_output=True, timeout=30
+    )
+    if probe.returncode != 0:
+        return "cannot make a UTS namespace to rename the host (needs CAP_SYS_ADMIN)"
+    return None
+
+
+@pytest.mark.skipif(_can_rename_host() is not None, reason=str(_can_rename_host()))
+def test_a_renamed_host_with_the_same_boot_is_still_this_machine() -> None:
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        ident = liveness.capture(live.pid)
+        assert ident is not None and ident.get("bootId"), "needs a boot id (Linux)"
+        code = (
+            "import json, sys; from jobgate import liveness; "
+            "print(json.dumps([liveness.host_name(), liveness.probe(json.loads(sys.argv[1]))]))"
+        )
+        proc = subprocess.run(
+            [
+                *["unshare", "-u", "sh", "-c", 'hostname jobgate-renamed && exec "$0" "$@"'],
+                *[sys.executable, "-c", code, json.dumps(ident)],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=SRC),
+        )
+        assert proc.returncode == 0, proc.stderr
+        host, (verdict, _why) = json.loads(proc.stdout)
+        assert host == "jobgate-renamed" != ident["host"]
+        assert verdict == liveness.ALIVE
+    finally:
+        live.kill()
+        live.wait()

@@ -162,10 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("config", cmd_config, "read or change settings", "jobgate config set maxJobs 100")
     csub = p.add_subparsers(dest="action", metavar="ACTION")
     csub.required = True
-    g = csub.add_parser("get", parents=[common], help="show settings (all, or one KEY)")
+    g = csub.add_parser(
+        "get",
+        parents=[common],
+        help="show settings (all, or one KEY)",
+        description="show settings (all, or one KEY)",
+        epilog="examples:\n  jobgate config get\n  jobgate config get maxJobs --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g.add_argument("key", nargs="?")
     g.add_argument("--json", action="store_true", help="print JSON")
-    s = csub.add_parser("set", parents=[common], help="change one setting")
+    s = csub.add_parser(
+        "set",
+        parents=[common],
+        help="change one setting",
+        description="change one setting (keys and values: jobgate config get)",
+        epilog="examples:\n  jobgate config set maxJobs 100\n"
+        "  jobgate config set stopReviewGate true\n"
+        '  jobgate config set agents.aider \'["aider", "--yes", "--message", "{prompt}"]\'',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("key")
     s.add_argument("value")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -254,7 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         if fast is not None:
             return int(cmd_status(fast))
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:
+            # argparse would blame the top level; point at the subcommand's own help
+            words = [w for w in (args.subcommand, getattr(args, "action", None)) if w]
+            raise JobgateError(
+                f"unrecognized arguments: {' '.join(extra)} (see jobgate {' '.join(words)} --help)",
+                EXIT_USAGE,
+            )
         return int(args.handler(args))
     except JobgateError as exc:
         sys.stderr.write(f"jobgate: error: {exc.message}\n")

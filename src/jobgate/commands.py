@@ -161,6 +161,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     job = control.pick(
         jobs, args.job, session_id=session_of(args), want="active" if not args.job else "any"
     )
+    found_dead = dict(_lost).get(str(job["id"]))
+    if found_dead is not None:
+        # the reading above found the job's processes gone (or their pids reused) and
+        # recorded it lost: say so, rather than only "not active"; nothing was signalled
+        problem = f"job {job['id']} was already dead, nothing was signalled: {found_dead}"
+        if args.json:
+            emit(render.to_json({"job": job, "signalled": [], "killed": [], "problems": [problem]}))
+        else:
+            sys.stderr.write(f"jobgate: {problem}\n")
+            emit(f"{job['id']}: {job.get('status')} ({job.get('errorMessage')})")
+        return EXIT_FAILED
     if not model.is_active(job):
         raise JobgateError(
             f"job {job['id']} is not active (status: {job.get('status')})", EXIT_FAILED
@@ -193,9 +204,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from jobgate import config, render
 
+    if args.action == "set":
+        value = config.validate(args.key, args.value)  # before anything is created
     _root, store = open_store(args, create=args.action == "set")
     if args.action == "set":
-        value = config.validate(args.key, args.value)
         with store.lock():
             stored = store.read_config()
             stored[args.key] = value

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 def _check_command(command: list[str]) -> None:
     if not command:
         raise JobgateError("missing command: give it after --, e.g. jobgate run -- make test")
+    if not command[0]:
+        raise JobgateError("the command's program name is empty (jobgate run -- '' ...)")
 
 
 def _new_record(

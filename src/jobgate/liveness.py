@@ -204,12 +204,15 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return GONE, f"no usable pid recorded ({pid!r})"
     rec_host = ident.get("host")
-    if isinstance(rec_host, str) and rec_host and rec_host != host_name():
-        # A state dir shared between machines: this machine cannot see that process,
-        # and must not mistake a local process with the same pid for it.
-        return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
     rec_boot = ident.get("bootId")
-    if rec_boot and boot_id() and rec_boot != boot_id():
+    here_boot = boot_id() if rec_boot else None
+    same_boot = bool(rec_boot) and rec_boot == here_boot
+    if not same_boot and isinstance(rec_host, str) and rec_host and rec_host != host_name():
+        # A state dir shared between machines: this machine cannot see that process,
+        # and must not mistake a local process with the same pid for it. (The same boot
+        # id means the same running kernel: a renamed host is still this machine.)
+        return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
+    if rec_boot and here_boot and rec_boot != here_boot:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     info = proc_info(pid)
     if info is None:

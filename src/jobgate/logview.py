@@ -79,6 +79,6 @@ def show(store: Store, job_id: str, *, follow: bool, tail: int | None) -> int:
         offset = _copy_from(path, offset)
         if finished:
             if job is not None and job.get("phase") == model.PHASE_LOST:
-                sys.stderr.write(f"jobgate: job {job_id} was lost: {job.get('errorMessage')}\n")
+                sys.stderr.write(f"jobgate: job {job_id} {job.get('errorMessage')}\n")
             return EXIT_OK
         time.sleep(POLL_SECONDS)

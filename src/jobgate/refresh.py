@@ -47,7 +47,16 @@ def load(
         if not persist:
             return _mark_in_view(jobs, lost, now), lost
     elif not persist:
-        return [], []
+        # read-only (sweep --dry-run): judge the jobs the rebuild would find, and say so
+        from jobgate.store import warn
+
+        warn(
+            f"the job index {store.index_path} is unreadable; it will be moved aside and "
+            "rebuilt from the job files by the next command that writes"
+        )
+        jobs = store.rebuild_index_from_jobs()
+        lost = reconcile.find_lost(jobs, liveness.probe, now)
+        return _mark_in_view(jobs, lost, now), lost
     try:
         return _persist(store, lock_timeout)
     except LockTimeout:

@@ -148,6 +148,11 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
     """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group."""
 
     def forward(signum: int, _frame: object) -> None:
+        # Only while the command is unreaped: until then its pid (and so its process
+        # group id) cannot belong to anyone else. Once wait() has reaped it, a late
+        # Ctrl-C must not reach a group that may since have reused that id.
+        if proc.returncode is not None:
+            return
         try:
             os.killpg(proc.pid, signum)
         except OSError:
