@@ -250,9 +250,7 @@ def test_a_reviewers_stray_process_holding_stdout_cannot_stretch_the_timeout(
     pidfile = tmp_path / "stray.pid"
     # the stray moves to its own session (out of reach of the group kill) and keeps the
     # reviewer's stdout open for 30 s; the reviewer itself never answers
-    command = (
-        "sh -c 'setsid sleep 30 & echo $! > " + shlex.quote(str(pidfile)) + "; sleep 60'"
-    )
+    command = "sh -c 'setsid sleep 30 & echo $! > " + shlex.quote(str(pidfile)) + "; sleep 60'"
     try:
         started = time.monotonic()
         outcome = review.run(command, "p", timeout=1, cwd=str(tmp_path))
@@ -269,9 +267,7 @@ def test_a_verdict_given_before_exit_counts_even_if_a_child_keeps_stdout_open(
     from jobgate import review
 
     pidfile = tmp_path / "stray.pid"
-    command = (
-        "sh -c 'sleep 30 & echo $! > " + shlex.quote(str(pidfile)) + "; echo \"ALLOW: ok\"'"
-    )
+    command = "sh -c 'sleep 30 & echo $! > " + shlex.quote(str(pidfile)) + '; echo "ALLOW: ok"\''
     try:
         outcome = review.run(command, "p", timeout=20, cwd=str(tmp_path))
     finally:
