@@ -307,6 +307,16 @@ def test_user_prompt_submit_announces_each_finished_job_exactly_once(jg: Env) ->
     assert later is not None and running["id"] in later and done["id"] not in later
 
 
+def test_user_prompt_submit_never_announces_a_foreground_job(jg: Env) -> None:
+    fg = jg.cli("run", "--session", "s1", "--name", "fg", "--", "true")
+    assert fg.returncode == 0, fg.stderr
+    bg = jg.start("true", session="s1", name="bg")
+    jg.wait_for(bg["id"], lambda j: j["status"] == "completed")
+    told = _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="hi"))
+    assert told is not None and f"{bg['id']} (bg)" in told
+    assert "(fg)" not in told
+
+
 def test_concurrent_prompts_announce_a_job_only_once(jg: Env) -> None:
     done = jg.start("true", session="s1")
     jg.wait_for(done["id"], lambda j: j["status"] == "completed")

@@ -287,11 +287,12 @@ def _plain(line: str) -> str:
 
 # -- user-prompt-submit ------------------------------------------------------------------
 def unannounced(jobs: list[model.Job]) -> list[model.Job]:
-    """Finished jobs never announced yet, newest first."""
+    """Finished background jobs never announced yet, newest first (a foreground job
+    ended in front of whoever ran it: there is nothing to tell)."""
     return [
         j
         for j in model.sort_newest_first(jobs)
-        if model.is_finished(j) and not j.get("announcedAt")
+        if model.is_finished(j) and not j.get("announcedAt") and not j.get("foreground")
     ]
 
 

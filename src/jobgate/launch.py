@@ -133,7 +133,9 @@ def run_foreground(
     me = liveness.capture(os.getpid())
     with store.transaction() as tx:
         tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
-        tx.put(model.touch(job, pid=os.getpid(), workerProcess=me))
+        # ``foreground``: whoever ran it saw its output and exit code as it ended, so the
+        # user-prompt-submit hook never announces it as a finished background job
+        tx.put(model.touch(job, pid=os.getpid(), workerProcess=me, foreground=True))
     code = worker.run_job(store, job["id"], foreground=True)
     with store.transaction() as tx:
         final = tx.get(job["id"]) or job

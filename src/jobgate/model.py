@@ -12,7 +12,8 @@ Record fields (all optional except ``id`` and ``status``)::
     commandProcess (identity of the command), exitCode, signal, errorMessage,
     createdAt, startedAt, completedAt, updatedAt, logFile, outputOffset,
     output (job file only), cancelRequestedAt, cancelReason,
-    announcedAt (set once the user-prompt-submit hook told Claude the job finished)
+    announcedAt (set once the user-prompt-submit hook told Claude the job finished),
+    foreground (true for ``jobgate run`` without ``--background``: never announced)
 
 Identities are described in :mod:`jobgate.liveness`.
 """
