@@ -10,10 +10,13 @@ from conftest import Env
 def test_foreground_run_passes_output_and_exit_code_and_records_failure(jg: Env) -> None:
     proc = jg.cli("run", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert proc.returncode == 3
-    assert "out" in proc.stdout and "err" in proc.stdout
+    # each stream stays itself: `jobgate run -- cmd 2>/dev/null` drops only the errors
+    assert proc.stdout == "out\n" and proc.stderr == "err\n"
     jobs = jg.cli_json("status", "--all")["jobs"]
     assert len(jobs) == 1
     assert jobs[0]["status"] == "failed" and jobs[0]["exitCode"] == 3
+    log = jg.cli("log", jobs[0]["id"]).stdout  # the log keeps both
+    assert "out\n" in log and "err\n" in log
 
 
 def test_foreground_run_records_completed_with_output_as_result(jg: Env) -> None:

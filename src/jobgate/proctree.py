@@ -64,6 +64,10 @@ def collect(roots: list[dict[str, Any]], job_id: str | None) -> list[psutil.Proc
             continue
         try:
             root = psutil.Process(ident["pid"])
+            # the pid could have been reused between the probe and making the Process
+            # object (which pins whatever owns the pid now): probe again, after
+            if liveness.probe(ident)[0] != liveness.ALIVE:
+                continue
             procs[root.pid] = root
             for child in root.children(recursive=True):
                 procs.setdefault(child.pid, child)

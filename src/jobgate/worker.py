@@ -94,7 +94,7 @@ def _start_command(
                 cwd=job.get("cwd") or None,
                 env=env,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         else:
@@ -120,28 +120,37 @@ def _start_command(
     return proc, None
 
 
-def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes]) -> None:
-    """Foreground: copy the command's output to ``out`` and the log as it comes."""
-    assert proc.stdout is not None
+def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes], err: IO[bytes]) -> None:
+    """Foreground: copy the command's stdout to ``out`` and its stderr to ``err`` as they
+    come, and both, in the order they arrive, to the log."""
+    import selectors
+
+    assert proc.stdout is not None and proc.stderr is not None
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout.fileno(), selectors.EVENT_READ, out)
+    sel.register(proc.stderr.fileno(), selectors.EVENT_READ, err)
     try:
-        src = proc.stdout.fileno()
-        while True:
-            try:
-                chunk = os.read(src, 65536)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries
-                continue
-            if not chunk:
-                break
-            os.write(fd, chunk)
-            try:
-                out.write(chunk)
-                out.flush()
-            except (OSError, ValueError):
-                pass  # the terminal went away; keep logging
+        while sel.get_map():
+            for key, _events in sel.select():
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                os.write(fd, chunk)
+                try:
+                    key.data.write(chunk)
+                    key.data.flush()
+                except (OSError, ValueError):
+                    pass  # the terminal went away; keep logging
     finally:
+        sel.close()
         os.close(fd)
         proc.stdout.close()
+        proc.stderr.close()
 
 
 def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
@@ -201,7 +210,7 @@ def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
 
     if foreground:
         _forward_signals(proc)
-        _pump(proc, log_path, sys.stdout.buffer)
+        _pump(proc, log_path, sys.stdout.buffer, sys.stderr.buffer)
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
