@@ -55,3 +55,33 @@ def test_missing_program_fails_the_job_with_a_clear_message(jg: Env) -> None:
     assert "Traceback" not in proc.stderr
     job = jg.cli_json("status", "--all")["jobs"][0]
     assert job["status"] == "failed"
+
+
+def test_result_of_a_running_job_is_a_clear_error_naming_wait(jg: Env) -> None:
+    brief = jg.start("sleep", "300")
+    proc = jg.cli("result", brief["id"])
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert f"jobgate wait {brief['id']}" in proc.stderr and "still running" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_status_json_names_the_workspace_and_state_dir_and_lists_newest_first(jg: Env) -> None:
+    first = jg.cli("run", "--name", "first", "--", "true")
+    second = jg.cli("run", "--name", "second", "--", "true")
+    assert first.returncode == 0 and second.returncode == 0
+    view = jg.cli_json("status")
+    assert view["workspaceRoot"] == str(jg.workspace.resolve())
+    assert view["stateDir"] == str(jg.state_dir())
+    assert [j["name"] for j in view["jobs"]] == ["second", "first"]
+    one = jg.cli_json("status", view["jobs"][1]["id"])
+    assert set(one) == {"job"} and one["job"]["name"] == "first"
+
+
+def test_status_all_lists_more_finished_jobs_than_the_default_view(jg: Env) -> None:
+    for n in range(14):
+        assert jg.cli("run", "--name", f"job{n:02d}", "--", "true").returncode == 0
+    short = jg.cli("status").stdout
+    full = jg.cli("status", "--all").stdout
+    assert "job13" in short and "job00" not in short
+    assert all(f"job{n:02d}" in full for n in range(14))
