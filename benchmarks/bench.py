@@ -15,7 +15,8 @@ script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m job
    jobgate has the ``hook`` command;
 4. one liveness probe (``jobgate.liveness.probe``) in-process, next to psutil's
    ``Process(pid).create_time()``;
-5. ``jobgate run --background -- true`` return time;
+5. ``jobgate run --background -- true`` return time; how soon ``jobgate wait`` notices a
+   job killed from outside;
 6. locked read-modify-write transactions per second with 8 concurrent writer processes,
    and a check that none was lost.
 
@@ -495,6 +496,85 @@ def bench_run_background(
     return row, problem
 
 
+# -- wait notices an outside kill -------------------------------------------------------------
+def bench_wait_notices_kill(
+    jg: list[str], env: dict[str, str], ws: str, runs: int
+) -> tuple[Row, str | None]:
+    """Time from SIGKILL of a running job's worker and command (from outside, nothing
+    recorded) until a waiting ``jobgate wait JOB`` exits with 1."""
+    import json as _json
+    import signal as _signal
+
+    from jobgate import model
+    from jobgate.store import Store
+    from jobgate.workspace import state_dir_for
+
+    _root, state_dir = state_dir_for(ws)
+    store = Store(state_dir)
+    times: list[float] = []
+    problem: str | None = None
+    for _ in range(runs):
+        proc = subprocess.run(
+            [*jg, "run", "--background", "--json", "--", "sleep", "300"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=ws,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            problem = f"run exit {proc.returncode}: {proc.stderr.decode(errors='replace')}"
+            break
+        job_id = _json.loads(proc.stdout)["id"]
+        deadline = time.monotonic() + 30
+        job = store.read_job(job_id)
+        while not (job and job.get("commandPid")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            job = store.read_job(job_id)
+        if not job or not job.get("commandPid"):
+            problem = f"job {job_id} never started its command"
+            break
+        waiter = subprocess.Popen(
+            [*jg, "wait", job_id, "--timeout", "60"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ws,
+            env=env,
+        )
+        time.sleep(0.5)  # the waiter is polling by now
+        t0 = time.perf_counter()
+        for pid in (job["pid"], job["commandPid"]):
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            code = waiter.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            waiter.kill()
+            waiter.wait()
+            problem = f"wait did not notice the kill of {job_id} within 30 s"
+            break
+        times.append((time.perf_counter() - t0) * 1000.0)
+        final = store.read_job(job_id) or {}
+        if code != 1 or final.get("phase") != model.PHASE_LOST:
+            problem = f"wait exited {code}; job phase {final.get('phase')!r} (expected lost)"
+            break
+    row = Row(
+        "wait notices an outside SIGKILL",
+        "ms",
+        statistics.median(times) if times else None,
+        max(times) if times else None,
+        target="< 1000 ms",
+        note=f"{len(times)} runs; p90 column = slowest; worker and command killed, wait exits 1",
+        samples=times,
+    )
+    row.ok = bool(times) and max(times) < 1000.0 and problem is None
+    return row, problem
+
+
 # -- concurrent writers -----------------------------------------------------------------------
 def writer_main(state_dir: str, job_id: str, shared_id: str, k: int) -> int:
     """A writer process: K locked read-modify-writes bumping its own and a shared counter."""
@@ -910,6 +990,13 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             row.note += f"; PROBLEM: {problem}"
             problems["runBackground"] = problem
+        rows.append(row)
+
+        log("wait notices an outside kill, 5 runs")
+        row, problem = bench_wait_notices_kill(jg, env, wsrun, 5)
+        if problem:
+            row.note += f"; PROBLEM: {problem}"
+            problems["waitNotices"] = problem
         rows.append(row)
 
         log(f"{WRITERS} writers x {writer_k} transactions")
