@@ -425,6 +425,85 @@ def test_fix_keeps_a_backup_of_the_original_bytes_with_the_original_mode(root: P
     assert not [p for p in ws.rglob("*") if ".tmp-" in p.name]
 
 
+ROOT_ONLY = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root: only root can hand files to another user (uid 1000) to set up",
+)
+USER = (1000, 1000)
+
+
+def _give_to_user(top: Path) -> None:
+    for path in [top, *top.rglob("*")]:
+        try:
+            os.chown(path, *USER, follow_symlinks=False)
+        except OSError as exc:  # e.g. a user namespace without uid 1000
+            pytest.skip(f"cannot chown to {USER}: {exc}")
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
+@ROOT_ONLY
+def test_fix_run_as_root_keeps_the_users_owner_and_mode_on_files_backups_and_logs(
+    root: Path,
+) -> None:
+    ws = make_workspace(root, [job("task-dead", dead_pid()), job("task-nolog", dead_pid())])
+    (ws / "jobs" / "task-nolog.log").unlink()  # doctor creates it: it must be the user's too
+    _give_to_user(root)
+    assert run_doctor("--state-root", root, "--fix").code == 0
+    backups = sorted(ws.rglob("*.bak-*"))
+    assert [b.name.split(".bak-")[0] for b in backups] == [
+        "task-dead.json", "task-nolog.json", "state.json"
+    ]  # fmt: skip
+    assert (ws / "jobs" / "task-nolog.log").exists()
+    for path in [root, *root.rglob("*")]:
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid) == USER, f"{path} is owned by {st.st_uid}:{st.st_gid}"
+        if path.is_file():
+            assert st.st_mode & 0o777 == 0o600, f"{path} has mode {st.st_mode & 0o777:o}"
+    assert load(ws / "state.json")["jobs"][0]["status"] == "failed"
+
+
+@ROOT_ONLY
+def test_a_user_who_cannot_give_files_away_still_gets_the_file_replaced() -> None:
+    """Not root: chown to the original owner fails with EPERM; that is ignored and the
+    replacement is the user's own (run in a forked child that dropped to uid 1000).
+
+    pytest's tmp dirs sit in a root-only folder, so this one is made directly in the
+    system temp dir (sticky, world-writable) and removed afterwards."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="jobgate-doctor-test-"))
+    try:
+        ws = make_workspace(top, [])
+        _give_to_user(top)
+        state = ws / "state.json"
+        os.chown(state, 1001, 1001)
+        os.chmod(state, 0o644)
+        old = state.read_bytes()
+        new = old.replace(b'"version": 1', b'"version": 2')
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 2
+            try:
+                os.setgroups([])
+                os.setgid(USER[1])
+                os.setuid(USER[0])
+                code = 0 if cf.replace_if_unchanged(state, old, new) else 3
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert state.read_bytes() == new
+        st = state.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (*USER, 0o644)
+    finally:
+        shutil.rmtree(top)
+
+
 def test_fix_appends_a_line_to_the_jobs_log(root: Path) -> None:
     dead = dead_pid()
     ws = make_workspace(root, [job("task-dead", dead)])

@@ -14,6 +14,10 @@ module gives :mod:`jobgate.doctor_codex` the few careful file operations it need
   its bytes are no longer the ones the change was computed from;
 * :func:`write_backup` and :func:`append_log_line`.
 
+Every file this module creates (replacement, backup, new log) gets the owner of the file
+it stands for (a log: of its folder), so ``--fix`` run as root does not leave the user's
+files owned by root (see :func:`give_owner`).
+
 Platform notes: ``os.replace`` is atomic on POSIX and on Windows (same volume). Folder
 fsync after the replace is done where the OS allows opening a directory (not Windows).
 Symlinks are never followed for files this module writes (``O_NOFOLLOW`` where the
@@ -213,10 +217,39 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_new_file(folder: Path, prefix: str, data: bytes, mode: int) -> Path:
+def _owner_of(st: os.stat_result) -> tuple[int, int]:
+    return st.st_uid, st.st_gid
+
+
+def give_owner(fd: int, owner: tuple[int, int] | None) -> None:
+    """Give the open file ``fd`` the ``(uid, gid)`` ``owner`` when it differs.
+
+    A file this module creates must belong to whoever owned the file it stands for:
+    ``--fix`` run as root (sudo) would otherwise leave the user's ``state.json`` owned by
+    root, mode 0600, which the plugin (running as the user) cannot read; it then falls
+    back to defaults and drops every job and setting on its next save. A user who is not
+    root cannot give files away (EPERM): that is ignored, the file stays theirs. As root,
+    a failure is raised, so the caller writes nothing rather than a file the user cannot
+    read.
+    """
+    if owner is None or not hasattr(os, "fchown"):  # pragma: no cover - Windows
+        return
+    if _owner_of(os.fstat(fd)) == owner:
+        return
+    try:
+        os.fchown(fd, *owner)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+
+
+def _write_new_file(
+    folder: Path, prefix: str, data: bytes, mode: int, owner: tuple[int, int] | None
+) -> Path:
     fd, name = tempfile.mkstemp(prefix=prefix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
+            give_owner(fh.fileno(), owner)  # before chmod: chown may clear mode bits
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -235,11 +268,13 @@ def _unlink_quietly(path: Path) -> None:
 def write_backup(path: Path, data: bytes, stamp: str) -> Path:
     """Keep ``data`` (the file's current bytes) as ``<path>.bak-<stamp>`` beside it.
 
-    The backup gets the original file's mode. An existing backup is never overwritten:
-    a counter is added to the name instead.
+    The backup gets the original file's mode and owner (see :func:`give_owner`). An
+    existing backup is never overwritten: a counter is added to the name instead.
     """
-    mode = stat.S_IMODE(os.lstat(path).st_mode)
-    tmp = _write_new_file(path.parent, f".{path.name}.bak-", data, mode)
+    st = os.lstat(path)
+    tmp = _write_new_file(
+        path.parent, f".{path.name}.bak-", data, stat.S_IMODE(st.st_mode), _owner_of(st)
+    )
     base = f"{path.name}.bak-{stamp}"
     for n in range(1000):
         target = path.parent / (base if n == 0 else f"{base}-{n}")
@@ -264,12 +299,14 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
     """Atomically replace ``path`` with ``new`` if it still holds exactly ``expected``.
 
     The new content goes to a temp file in the same folder (flushed and fsynced, with
-    the original file's mode); the target is then re-read, and only if its bytes are
-    still ``expected`` is the temp file moved over it with ``os.replace``. Returns False
-    (and leaves everything as it was) when the file changed meanwhile.
+    the original file's mode and owner); the target is then re-read, and only if its
+    bytes are still ``expected`` is the temp file moved over it with ``os.replace``.
+    Returns False (and leaves everything as it was) when the file changed meanwhile.
     """
-    mode = stat.S_IMODE(os.lstat(path).st_mode)
-    tmp = _write_new_file(path.parent, f".{path.name}.tmp-", new, mode)
+    st = os.lstat(path)
+    tmp = _write_new_file(
+        path.parent, f".{path.name}.tmp-", new, stat.S_IMODE(st.st_mode), _owner_of(st)
+    )
     try:
         try:
             current = read_bytes(path)
@@ -288,10 +325,22 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
 def append_log_line(path: Path, message: str, now: float | None = None) -> None:
     """Append ``[ISO-8601 time] message`` to a job log, as the plugin does.
 
-    The log is created (mode 0600) when missing; a symlink is refused (``OSError``).
+    The log is created (mode 0600, owned like its folder) when missing; a symlink is
+    refused (``OSError``).
     """
     line = f"[{iso_now(now)}] {' '.join(message.split())}\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _BINARY, 0o600)
+    flags = os.O_WRONLY | os.O_APPEND | _NOFOLLOW | _BINARY
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fd = os.open(path, flags)
+    else:
+        try:
+            give_owner(fd, _owner_of(os.stat(path.parent)))
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(path)
+            raise
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
