@@ -297,6 +297,30 @@ def test_finished_records_are_not_findings(root: Path) -> None:
     assert result.code == 0
 
 
+def test_tolerance_between_job_time_and_a_real_process_start(
+    root: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """The plugin stamps a queued record's createdAt, then spawns its worker: a worker
+    that started a second or two after createdAt is that job's, one that started a
+    minute after is not."""
+    created = time.time() - 1.5
+    pid = live_pid(procs)
+    fresh = job("task-fresh", pid, status="queued", createdAt=iso(created))
+    stale = job("task-stale", pid, status="queued", createdAt=iso(created - 60))
+    for record in (fresh, stale):
+        del record["startedAt"]
+    assert 0 < start_time(pid) - created < doctor_codex.TIME_TOLERANCE_SECONDS
+    ws = make_workspace(root, [fresh, stale])
+    found = by_id(run_doctor("--state-root", root, "--fix", "--json").json())
+    assert found["task-fresh"]["verdict"] == "alive", found["task-fresh"]["reason"]
+    assert "within 5 s" in found["task-fresh"]["reason"] and not found["task-fresh"]["fixed"]
+    assert found["task-stale"]["verdict"] == "reused" and found["task-stale"]["fixed"]
+    jobs = {j["id"]: j for j in load(ws / "state.json")["jobs"]}
+    assert (jobs["task-fresh"]["status"], jobs["task-fresh"]["pid"]) == ("queued", pid)
+    assert jobs["task-stale"]["status"] == "failed"
+    assert procs[0].poll() is None
+
+
 # ---------------------------------------------------------------- report-only mode
 
 
@@ -423,6 +447,23 @@ def test_fix_keeps_a_backup_of_the_original_bytes_with_the_original_mode(root: P
     assert backups[0].stat().st_mode & 0o777 == 0o640
     assert len(list((ws / "jobs").glob("task-dead.json.bak-*"))) == 1
     assert not [p for p in ws.rglob("*") if ".tmp-" in p.name]
+
+
+def test_fix_replaces_files_atomically_a_reader_of_the_old_file_sees_it_whole(
+    root: Path,
+) -> None:
+    ws = make_workspace(root, [job("task-dead", dead_pid())])
+    paths = [ws / "state.json", ws / "jobs" / "task-dead.json"]
+    old = {p: (p.read_bytes(), p.stat().st_ino) for p in paths}
+    with contextlib.ExitStack() as stack:
+        readers = {p: stack.enter_context(p.open("rb")) for p in paths}  # the plugin, reading
+        assert run_doctor("--state-root", root, "--fix").code == 0
+        for p in paths:
+            data, inode = old[p]
+            assert p.stat().st_ino != inode, f"{p.name} was rewritten in place"
+            assert readers[p].read() == data  # the old file, complete
+        assert load(paths[0])["jobs"][0]["status"] == "failed"
+        assert load(paths[1])["status"] == "failed"
 
 
 ROOT_ONLY = pytest.mark.skipif(
@@ -661,6 +702,20 @@ def test_symlinked_state_file_is_not_followed(root: Path, tmp_path: Path) -> Non
     assert "symbolic link" in report["damaged"][0]["reason"]
 
 
+def test_symlinked_workspace_folder_is_refused(root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    real = make_workspace(elsewhere, [job("task-dead", dead_pid())])
+    link = root / "repo-0123456789abcdef"
+    link.symlink_to(real, target_is_directory=True)
+    before = snapshot(elsewhere)
+    result = run_doctor("--state-root", root, "--fix", "--json")
+    assert snapshot(elsewhere) == before
+    report = result.json()
+    assert report["findings"] == [] and report["backups"] == []
+    assert report["damaged"] == [{"path": str(link), "reason": "is a symbolic link; not followed"}]
+    assert f"{link}: is a symbolic link" in run_doctor("--state-root", root).out
+
+
 # ------------------------------------------------------------------- concurrency
 
 
@@ -712,6 +767,60 @@ def test_file_that_keeps_changing_is_not_fixed_and_reported(
     jobs = load(ws / "state.json")["jobs"]
     assert [j["id"] for j in jobs][: len(added)] == list(reversed(added))
     assert next(j for j in jobs if j["id"] == "task-dead")["status"] == "running"
+
+
+def _plugin_writes_job_file_during_fix(
+    monkeypatch: pytest.MonkeyPatch, job_path: Path, change: dict[str, Any]
+) -> list[bytes]:
+    """Make the 'plugin' update a job file once, right after doctor backed it up, i.e.
+    after doctor read it and before it replaces it. Returns the bytes the plugin wrote."""
+    written: list[bytes] = []
+    real_backup = cf.write_backup
+
+    def backup_then_race(path: Path, data: bytes, stamp: str) -> Path:
+        made = real_backup(path, data, stamp)
+        if path == job_path and not written:
+            doc = load(job_path)
+            doc.update(change)
+            job_path.write_text(plugin_dump(doc))
+            written.append(job_path.read_bytes())
+        return made
+
+    monkeypatch.setattr(cf, "write_backup", backup_then_race)
+    return written
+
+
+def test_job_file_changed_by_the_plugin_during_fix_is_reread_and_nothing_is_lost(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(root, [job("task-dead", dead_pid())])
+    path = ws / "jobs" / "task-dead.json"
+    written = _plugin_writes_job_file_during_fix(
+        monkeypatch, path, {"rendered": "partial output\nmore output", "threadId": "thr-9"}
+    )
+    result = run_doctor("--state-root", root, "--fix", "--json")
+    assert result.code == 0 and written
+    doc = load(path)
+    assert doc["rendered"] == "partial output\nmore output" and doc["threadId"] == "thr-9"
+    assert doc["status"] == "failed" and doc["pid"] is None
+    assert "job file updated" in by_id(result.json())["task-dead"]["action"]
+    assert len(list(path.parent.glob("task-dead.json.bak-*"))) == 2  # one per version seen
+
+
+def test_job_file_finished_by_the_plugin_during_fix_is_left_as_the_plugin_wrote_it(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(root, [job("task-dead", dead_pid())])
+    path = ws / "jobs" / "task-dead.json"
+    written = _plugin_writes_job_file_during_fix(
+        monkeypatch,
+        path,
+        {"status": "completed", "phase": "done", "pid": None, "result": {"ok": True}},
+    )
+    result = run_doctor("--state-root", root, "--fix", "--json")
+    assert written and path.read_bytes() == written[0]
+    action = by_id(result.json())["task-dead"]["action"]
+    assert "job file already says 'completed', left as is" in action
 
 
 # ---------------------------------------------------------------- finding state
