@@ -283,7 +283,7 @@ def test_unreadable_job_time_makes_a_live_pid_unverifiable_but_a_dead_pid_still_
     )
     found = by_id(run_doctor("--state-root", root, "--json").json())
     assert found["task-live"]["verdict"] == "unverifiable"
-    assert "'yesterday-ish' is not a readable ISO-8601 time" in found["task-live"]["reason"]
+    assert '"yesterday-ish" is not a readable ISO-8601 time' in found["task-live"]["reason"]
     assert found["task-dead"]["verdict"] == "gone"
 
 
@@ -354,6 +354,23 @@ def test_human_output_is_a_table_per_workspace_folder(root: Path) -> None:
     assert out.count("JOB  ") == 2
     header = next(line for line in out.splitlines() if "VERDICT" in line)
     assert header.split() == ["JOB", "STATUS", "PID", "VERDICT", "ACTION"]
+
+
+def test_human_header_names_the_workspace_the_plugin_recorded(root: Path) -> None:
+    ws = make_workspace(
+        root,
+        [job("task-a", dead_pid(), workspaceRoot="/home/u/my repo"), job("task-b", dead_pid())],
+    )
+    unrecorded = job("task-c", dead_pid())
+    del unrecorded["workspaceRoot"]
+    other = make_workspace(root, [unrecorded], name="x-2222222222222222")
+    result = run_doctor("--state-root", root)
+    lines = result.out.splitlines()
+    assert f"{ws}  (workspace: /home/u/my repo, /home/u/repo)" in lines
+    assert str(other) in lines  # nothing recorded: the folder alone
+    found = by_id(run_doctor("--state-root", root, "--json").json())
+    assert found["task-a"]["workspaceRoot"] == "/home/u/my repo"
+    assert found["task-c"]["workspaceRoot"] is None
 
 
 def test_json_lists_every_finding_with_workspace_job_verdict_and_reason(root: Path) -> None:
@@ -635,7 +652,7 @@ DAMAGE = {
     "invalid JSON": (b'{"version": 1, "jobs": [', "invalid JSON"),
     "top level not an object": (b"[]\n", "top level is array"),
     "jobs not a list": (b'{"version": 1, "jobs": {"id": "x"}}\n', '"jobs" is object'),
-    "duplicate key": (b'{"version": 1, "jobs": [], "jobs": []}\n', "duplicate key 'jobs'"),
+    "duplicate key": (b'{"version": 1, "jobs": [], "jobs": []}\n', 'duplicate key "jobs"'),
     "not UTF-8": (b'{"version": 1, "jobs": ["\xff"]}\n', "not UTF-8"),
 }
 
@@ -657,9 +674,11 @@ def test_damaged_state_file_is_reported_and_left_untouched(
 
 BAD_RECORDS = {
     "job not an object": ("just a string", "jobs[1] is string, expected an object"),
-    "pid a string": ({"id": "task-s", "status": "running", "pid": "123"}, "pid '123' (string)"),
+    "pid a string": ({"id": "task-s", "status": "running", "pid": "123"}, 'pid "123" (string)'),
+    "pid a boolean": ({"id": "task-b", "status": "running", "pid": True}, "pid true (boolean)"),
+    "status null": ({"id": "task-n", "status": None, "pid": 5}, "has status null (null)"),
     "pid a float": ({"id": "task-f", "status": "queued", "pid": 1.5}, "pid 1.5 (number)"),
-    "status missing": ({"id": "task-m", "pid": 5}, "has status None"),
+    "status missing": ({"id": "task-m", "pid": 5}, "has no status"),
 }
 
 
@@ -678,6 +697,7 @@ def test_damaged_record_leaves_its_whole_file_untouched_and_says_why(
     assert found["verdict"] == "gone" and not found["fixed"]
     assert "damaged" in found["action"]
     assert result.code == 1
+    assert reason in run_doctor("--state-root", root).out  # same spelling for humans
 
 
 def test_damaged_job_file_is_left_untouched_while_the_index_is_fixed(root: Path) -> None:
@@ -820,7 +840,7 @@ def test_job_file_finished_by_the_plugin_during_fix_is_left_as_the_plugin_wrote_
     result = run_doctor("--state-root", root, "--fix", "--json")
     assert written and path.read_bytes() == written[0]
     action = by_id(result.json())["task-dead"]["action"]
-    assert "job file already says 'completed', left as is" in action
+    assert 'job file already says "completed", left as is' in action
 
 
 # ---------------------------------------------------------------- finding state
@@ -830,6 +850,47 @@ def test_state_root_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None
     result = run_doctor("--state-root", tmp_path / "nope")
     assert result.code == 2
     assert "nope" in result.err and result.out == ""
+
+
+def test_empty_state_root_is_a_usage_error_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workspace(tmp_path, [job("task-dead", dead_pid())])
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    result = run_doctor("--state-root", "", "--fix")
+    assert result.code == 2 and result.out == ""
+    assert len(result.err.strip().splitlines()) == 1 and "empty" in result.err
+    assert snapshot(tmp_path) == before
+
+
+def test_state_root_that_is_a_file_is_not_a_directory(tmp_path: Path) -> None:
+    state = make_workspace(tmp_path, [job("task-dead", dead_pid())]) / "state.json"
+    result = run_doctor("--state-root", state)
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip() == f"jobgate: --state-root {state}: not a directory"
+
+
+def test_plugin_data_folder_as_state_root_means_its_state_folder_and_says_so(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "codex-openai-codex"
+    ws = make_workspace(data / "state", [job("task-dead", dead_pid())])
+    report = run_doctor("--state-root", data, "--json").json()
+    assert report["stateRoots"] == [str(data / "state")]
+    assert report["workspaces"] == [str(ws)] and list(by_id(report)) == ["task-dead"]
+    assert len(report["notes"]) == 1 and str(data / "state") in report["notes"][0]
+    text = run_doctor("--state-root", data).out
+    assert text.splitlines()[0] == report["notes"][0] and "plugin data folder" in text
+
+
+def test_state_root_without_workspace_folders_says_so_plainly(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    (empty / "not-a-workspace").mkdir(parents=True)
+    result = run_doctor("--state-root", empty)
+    assert result.code == 0
+    assert f"No workspace folder (a folder holding state.json) in {empty}." in result.out
+    assert run_doctor("--state-root", empty, "--json").json()["emptyStateRoots"] == [str(empty)]
 
 
 def test_state_root_option_is_repeatable_and_a_workspace_folder_is_accepted(
@@ -856,17 +917,27 @@ def test_default_state_roots_cover_plugin_data_codex_plugins_in_home_and_temp_di
     tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
-    for plugin in ("codex-openai-codex", "other"):
-        (home / ".claude" / "plugins" / "data" / plugin).mkdir(parents=True)
-    roots = doctor_codex.default_state_roots(
-        env={"CLAUDE_PLUGIN_DATA": str(tmp_path / "pd")}, home=home, tmpdir=str(tmp_path / "t")
-    )
+    config = tmp_path / "config"
+    for top in (home / ".claude", config):
+        for plugin in ("codex-openai-codex", "other"):
+            (top / "plugins" / "data" / plugin).mkdir(parents=True)
+    env = {"CLAUDE_PLUGIN_DATA": str(tmp_path / "pd"), "CLAUDE_CONFIG_DIR": str(config)}
+    search = doctor_codex.default_search(env=env, home=home, tmpdir=str(tmp_path / "t"))
     data = home / ".claude" / "plugins" / "data"
-    assert roots == [
+    assert search.roots == [
         tmp_path / "pd" / "state",
+        config / "plugins" / "data" / "codex-openai-codex" / "state",
         data / "codex-openai-codex" / "state",
         tmp_path / "t" / "codex-companion",
     ]  # another plugin's data folder is not searched
+    assert search.places == [
+        str(tmp_path / "pd" / "state"),
+        str(config / "plugins" / "data" / "*codex*" / "state"),
+        str(data / "*codex*" / "state"),
+        str(tmp_path / "t" / "codex-companion"),
+    ]
+    bare = doctor_codex.default_state_roots(env={}, home=home, tmpdir=str(tmp_path / "t"))
+    assert bare == [data / "codex-openai-codex" / "state", tmp_path / "t" / "codex-companion"]
 
 
 def _isolated_env(tmp_path: Path) -> dict[str, str]:
@@ -915,6 +986,39 @@ def test_cli_subprocess_finds_and_fixes_state_in_the_default_places(
 
 
 @pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+def test_cli_subprocess_searches_claude_config_dir_codex_plugins_only(tmp_path: Path) -> None:
+    env = _isolated_env(tmp_path)
+    config = tmp_path / "config"
+    env["CLAUDE_CONFIG_DIR"] = str(config)
+    data = config / "plugins" / "data"
+    codex = make_workspace(data / "openai-codex" / "state", [job("task-a", dead_pid())])
+    # another plugin's look-alike state must never be rewritten in Codex's failure shape
+    other = make_workspace(data / "someone-else" / "state", [job("task-o", dead_pid())])
+    other_before = snapshot(other)
+
+    fixed = run_doctor("--fix", "--json", env=env)
+    assert fixed.code == 0, fixed.err
+    report = fixed.json()
+    assert [f["jobId"] for f in report["findings"]] == ["task-a"]
+    assert load(codex / "state.json")["jobs"][0]["status"] == "failed"
+    assert snapshot(other) == other_before
+    assert report["searched"] == [
+        str(tmp_path / "plugin-data" / "state"),
+        str(data / "*codex*" / "state"),
+        str(tmp_path / "home" / ".claude" / "plugins" / "data" / "*codex*" / "state"),
+        str(tmp_path / "tmp" / "codex-companion"),
+    ]  # patterns that matched nothing are listed too
+    assert report["stateRoots"] == [str(data / "openai-codex" / "state")]
+
+
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+def test_cli_subprocess_empty_state_root_is_one_line_on_stderr(tmp_path: Path) -> None:
+    result = run_doctor("--state-root", "", env=_isolated_env(tmp_path))
+    assert result.code == 2 and result.out == ""
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
 def test_cli_subprocess_bad_state_root_is_one_line_on_stderr(tmp_path: Path) -> None:
     result = run_doctor("--state-root", tmp_path / "missing", env=_isolated_env(tmp_path))
     assert result.code == 2
@@ -931,6 +1035,10 @@ def test_help_explains_verdicts_tolerance_exit_status_with_an_example() -> None:
     for verdict in ("gone", "reused", "alive", "unverifiable"):
         assert verdict in help_text
     assert f"tolerance of {doctor_codex.TIME_TOLERANCE_SECONDS:g} seconds" in help_text
+    unverifiable = help_text[help_text.index("  unverifiable") : help_text.index("No process")]
+    assert "start" in unverifiable and "time unreadable" in unverifiable
+    assert "$CLAUDE_CONFIG_DIR/plugins/data/*codex*/state" in help_text
+    assert "~/.claude/plugins/data/*codex*/state" in help_text
     assert "exit status:" in help_text and "1  stuck jobs remain" in help_text
     assert "jobgate doctor codex --fix" in help_text
 
@@ -945,3 +1053,13 @@ def test_nothing_found_anywhere_says_where_it_looked(
     assert result.code == 0
     assert "No Codex companion state found" in result.out
     assert str(tmp_path / "pd" / "state") in result.out
+    assert str(tmp_path / "home" / ".claude" / "plugins" / "data" / "*codex*" / "state") in (
+        result.out
+    )
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    searched = run_doctor("--json").json()["searched"]
+    assert searched == [
+        str(tmp_path / "pd" / "state"),
+        str(tmp_path / "home" / ".claude" / "plugins" / "data" / "*codex*" / "state"),
+        str(tmp_path / "codex-companion"),
+    ]

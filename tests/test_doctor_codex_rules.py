@@ -110,8 +110,12 @@ def test_unknown_process_start_time_is_unverifiable() -> None:
     [
         ([], "is array, expected an object"),
         ({"id": "a", "status": 3}, "has status 3 (number)"),
-        ({"id": "a", "status": "running", "pid": "12"}, "pid '12' (string)"),
-        ({"id": "a", "status": "running", "pid": True}, "pid True (boolean)"),
+        ({"id": "a", "status": "running", "pid": "12"}, 'pid "12" (string)'),
+        ({"id": "a", "status": "running", "pid": True}, "pid true (boolean)"),
+        ({"id": "a", "status": None}, "has status null (null)"),
+        ({"id": "a", "status": False}, "has status false (boolean)"),
+        ({"id": "a"}, "has no status"),
+        ({"status": "running", "pid": 5}, "has no id"),
         ({"id": "a", "status": "running", "pid": -3}, "positive integer"),
         ({"id": 7, "status": "queued", "pid": None}, "has id 7"),
     ],
@@ -119,6 +123,25 @@ def test_unknown_process_start_time_is_unverifiable() -> None:
 def test_malformed_records_are_named_with_a_reason(record: object, fragment: str) -> None:
     problem = record_problem(record)
     assert problem is not None and fragment in problem
+
+
+def test_values_in_reasons_are_spelled_as_json_not_python() -> None:
+    problems = [
+        record_problem({"id": "a", "status": "running", "pid": v})
+        for v in (True, "7", [None], {"k": False})
+    ]
+    problems.append(record_problem({"id": None, "status": "queued"}))
+    problems.append(decide(running(startedAt="soon"), proc(-10)).reason)
+    text = " ".join(p or "" for p in problems)
+    for python_only in ("True", "False", "None", "'"):
+        assert python_only not in text, text
+    for json_spelling in ("true", '"7"', "[null]", '{"k": false}', "id null", '"soon"'):
+        assert json_spelling in text, text
+
+
+def test_long_values_in_reasons_are_cut_short() -> None:
+    problem = record_problem({"id": "a", "status": "running", "pid": "9" * 500})
+    assert problem is not None and len(problem) < 150 and "…" in problem
 
 
 def test_finished_records_are_not_checked_beyond_their_status() -> None:
@@ -217,7 +240,7 @@ def test_compact_and_tab_styles_are_detected() -> None:
 def test_nan_and_duplicate_keys_are_problems() -> None:
     with pytest.raises(cf.FileProblem, match="NaN"):
         cf.parse_json(b'{"a": NaN}')
-    with pytest.raises(cf.FileProblem, match="duplicate key 'a'"):
+    with pytest.raises(cf.FileProblem, match='duplicate key "a"'):
         cf.parse_json(b'{"a": 1, "a": 2}')
 
 

@@ -136,7 +136,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise FileProblem(f"duplicate key {key!r} in one object")
+            raise FileProblem(f"duplicate key {json.dumps(key, ensure_ascii=False)} in one object")
         result[key] = value
     return result
 

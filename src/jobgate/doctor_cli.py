@@ -25,7 +25,8 @@ For every queued/running job the recorded pid is checked against the job's start
   gone          no process has that pid, or it is a zombie          -> stuck
   reused        the pid's process started after the job did         -> stuck
   alive         the pid's process started before the job            -> left alone
-  unverifiable  no pid, or no readable job time to compare with     -> left alone
+  unverifiable  no pid, no readable job time, or the process start
+                time unreadable, so reuse cannot be ruled out      -> left alone
 No process is ever signalled. Without --fix nothing is written at all.
 
 --fix first keeps a backup beside each file it changes (state.json.bak-<time>,
@@ -39,14 +40,19 @@ change them meanwhile (else they are re-read and checked again). Damaged files
 
 _CODEX_EPILOG = """\
 state roots searched when no --state-root is given:
-  $CLAUDE_PLUGIN_DATA/state, ~/.claude/plugins/data/*codex*/state,
+  $CLAUDE_PLUGIN_DATA/state
+  $CLAUDE_CONFIG_DIR/plugins/data/*codex*/state   (when CLAUDE_CONFIG_DIR is set)
+  ~/.claude/plugins/data/*codex*/state
   <temp dir>/codex-companion
-A state root holds one folder per workspace (<slug>-<16 hex>/state.json).
+Only plugin data folders whose name contains "codex" are searched: other plugins'
+look-alike state is never touched (name it with --state-root to check it anyway).
+A state root holds one folder per workspace (<slug>-<16 hex>/state.json). A plugin
+data folder (the one holding state/) given as --state-root means its state/ folder.
 
 exit status:
   0  nothing stuck was found, or everything stuck was fixed
   1  stuck jobs remain (found without --fix, or --fix could not fix them)
-  2  bad arguments (e.g. a --state-root that is not a directory)
+  2  bad arguments (a --state-root that is empty, missing or not a directory)
 Damaged files are reported but do not change the exit status on their own.
 
 examples:
@@ -78,7 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="append",
         metavar="DIR",
         help="a plugin state root to check instead of the default places (repeatable); "
-        "a single workspace folder holding state.json is accepted too",
+        "a plugin data folder (holding state/) or a single workspace folder holding "
+        "state.json is accepted too",
     )
     codex.add_argument(
         "--fix",
@@ -92,17 +99,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def handler(args: argparse.Namespace) -> int:
     """Run ``jobgate doctor codex``; return the exit status (see the epilog)."""
     import json
-    from pathlib import Path
 
     from jobgate import doctor_codex
+    from jobgate.codex_roots import resolve_state_root
 
-    roots: list[Path] | None = (
-        None if args.state_roots is None else [Path(p) for p in args.state_roots]
-    )
-    for root in roots or []:
-        if not root.is_dir():
-            raise JobgateError(f"--state-root {root}: no such directory", EXIT_USAGE)
+    roots: list[Path] | None = None
+    notes: list[str] = []
+    if args.state_roots is not None:
+        roots = []
+        for raw in args.state_roots:
+            try:
+                root, note = resolve_state_root(raw)
+            except ValueError as exc:
+                raise JobgateError(str(exc), EXIT_USAGE) from None
+            roots.append(root)
+            if note:
+                notes.append(note)
     report = doctor_codex.scan(roots, fix=args.fix)
+    report.notes[:0] = notes
     if args.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     else:
@@ -131,20 +145,30 @@ def _table(findings: list[Finding]) -> list[str]:
     return lines
 
 
+def _header(folder: str, findings: list[Finding]) -> str:
+    """The workspace folder, and the workspace its jobs record (``workspaceRoot``)."""
+    roots = list(dict.fromkeys(f.workspace_root for f in findings if f.workspace_root))
+    return f"{folder}  (workspace: {', '.join(roots)})" if roots else folder
+
+
 def render_text(report: Report, roots: list[Path] | None = None) -> str:
     """The human report: a short table per workspace folder, then a summary."""
     import shlex
 
-    out: list[str] = []
+    out: list[str] = [*report.notes]
     if not report.state_roots:
         out.append("No Codex companion state found. Looked in:")
         out += [f"  {p}" for p in report.searched]
         return "\n".join(out) + "\n"
+    for empty in report.empty_roots:
+        out.append(f"No workspace folder (a folder holding state.json) in {empty}.")
+    if out:
+        out.append("")
     by_folder: dict[str, list[Finding]] = {}
     for f in report.findings:
         by_folder.setdefault(f.workspace, []).append(f)
     for folder, findings in by_folder.items():
-        out.append(folder)
+        out.append(_header(folder, findings))
         out += _table(findings)
         out.append("")
     if report.damaged:

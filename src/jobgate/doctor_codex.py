@@ -12,7 +12,8 @@ the job's own times (the plugin records no process start time), one verdict:
 * ``reused`` -- a process has that pid but started more than
   :data:`TIME_TOLERANCE_SECONDS` after the job did, so it cannot be the job's worker;
 * ``alive`` -- the process started before the job (within the tolerance): left alone;
-* ``unverifiable`` -- no pid, or no readable job time to compare with: left alone.
+* ``unverifiable`` -- no pid, or no readable job time or process start time to compare:
+  left alone.
 
 ``gone`` and ``reused`` are *stuck*. With ``fix=True`` they are rewritten in the plugin's
 own failure shape (see :func:`failure_fields`), after a backup, atomically, and only if
@@ -22,7 +23,8 @@ signalled: a reused pid belongs to a stranger.
 Layout: the pure rules (:func:`decide`, :func:`record_problem`, :func:`failure_fields`)
 live in :mod:`jobgate.doctor_codex_rules` and are re-exported here; :func:`scan` does the
 I/O (files through :mod:`jobgate.codex_files`, processes through :mod:`jobgate.liveness`)
-and returns a :class:`Report`; rendering lives in :mod:`jobgate.doctor_cli`.
+and returns a :class:`Report`; where to look is :mod:`jobgate.codex_roots`; rendering
+lives in :mod:`jobgate.doctor_cli`.
 
 Platform notes: process start times come from :func:`jobgate.liveness.proc_info` (``/proc``
 on Linux, psutil elsewhere). Linux derives them from the boot time, which is rounded to a
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from jobgate import codex_files as cf
+from jobgate.codex_roots import default_search, default_state_roots, workspace_folders
 from jobgate.doctor_codex_rules import (
     ACTIVE_STATUSES,
     ALIVE,
@@ -56,6 +59,7 @@ from jobgate.doctor_codex_rules import (
     decide,
     failure_fields,
     job_time,
+    json_text,
     json_type,
     record_problem,
     safe_job_id,
@@ -84,6 +88,7 @@ __all__ = [
     "Report",
     "apply_fields",
     "decide",
+    "default_search",
     "default_state_roots",
     "failure_fields",
     "job_time",
@@ -111,6 +116,7 @@ class Finding:
     reason: str
     fixed: bool = False
     action: str = ""
+    workspace_root: str | None = None
     index: int = field(default=-1, repr=False)
 
     @property
@@ -121,6 +127,7 @@ class Finding:
         return {
             "stateRoot": self.state_root,
             "workspace": self.workspace,
+            "workspaceRoot": self.workspace_root,
             "jobId": self.job_id,
             "status": self.status,
             "pid": self.pid,
@@ -149,6 +156,10 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     damaged: list[Damage] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
+    #: roots checked that hold no workspace folder
+    empty_roots: list[str] = field(default_factory=list)
+    #: things the user should know about how the roots were found
+    notes: list[str] = field(default_factory=list)
 
     @property
     def unfixed(self) -> list[Finding]:
@@ -161,6 +172,9 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "stateRoots": self.state_roots,
+            "searched": self.searched,
+            "emptyStateRoots": self.empty_roots,
+            "notes": self.notes,
             "fix": self.fix,
             "workspaces": self.workspaces,
             "findings": [f.to_json() for f in self.findings],
@@ -184,56 +198,6 @@ def proc_facts(pid: int) -> ProcFacts | None:
     start = info.get("startTime")
     start_time = float(start) if isinstance(start, (int, float)) and start > 0 else None
     return ProcFacts(pid=pid, zombie=info.get("state") in ("Z", "X"), start_time=start_time)
-
-
-def default_state_roots(
-    env: Mapping[str, str] | None = None, home: Path | None = None, tmpdir: str | None = None
-) -> list[Path]:
-    """Where the plugin may keep state, in search order (existing or not).
-
-    ``$CLAUDE_PLUGIN_DATA/state``; ``~/.claude/plugins/data/*/state`` for every plugin
-    data folder whose name contains ``codex`` (Claude Code sets ``CLAUDE_PLUGIN_DATA``
-    only for the plugin's own processes, so a terminal does not see it; other plugins'
-    folders are skipped as their files may look alike); and the fallback
-    ``<temp dir>/codex-companion``.
-    """
-    import tempfile
-
-    env = os.environ if env is None else env
-    roots: list[Path] = []
-    data = env.get("CLAUDE_PLUGIN_DATA")
-    if data:
-        roots.append(Path(data) / "state")
-    if home is None:
-        try:
-            home = Path.home()
-        except (RuntimeError, KeyError):
-            home = None
-    if home is not None:
-        plugin_data = home / ".claude" / "plugins" / "data"
-        try:
-            children = sorted(plugin_data.iterdir())
-        except OSError:
-            children = []
-        # Other plugins keep their own data there, possibly a different state.json.
-        roots.extend(child / "state" for child in children if "codex" in child.name.lower())
-    roots.append(Path(tmpdir or tempfile.gettempdir()) / "codex-companion")
-    return roots
-
-
-def workspace_folders(root: Path) -> list[Path]:
-    """The workspace folders of a state root: its direct subfolders holding ``state.json``.
-
-    A root that itself holds ``state.json`` is taken as a single workspace folder.
-    Symlinked folders are included here and refused when checked.
-    """
-    if os.path.lexists(root / "state.json"):
-        return [root]
-    try:
-        children = sorted(root.iterdir())
-    except OSError:
-        return []
-    return [c for c in children if os.path.lexists(c / "state.json")]
 
 
 def _log_path(workspace: Path, record: Mapping[str, Any]) -> Path | None:
@@ -334,6 +298,7 @@ class _Workspace:
                     pid=pid,
                     verdict=decision.verdict,
                     reason=decision.reason,
+                    workspace_root=_text_or_none(record.get("workspaceRoot")),
                     index=index,
                 )
             )
@@ -414,7 +379,7 @@ class _Workspace:
         )
         notes: list[str] = []
         if copied:
-            f.action = f"set to {fields['status']!r}, as its job file already records"
+            f.action = f"set to {json_text(fields['status'])}, as its job file already records"
         else:
             f.action = "marked failed"
         if job is not None and job.problem is not None:
@@ -445,7 +410,7 @@ class _Workspace:
                 self._damage(path, f"is {json_type(doc)}, expected an object")
                 return "job file damaged, left untouched"
             if doc.get("status") in FINISHED_STATUSES:
-                return f"job file already says {doc['status']!r}, left as is"
+                return f"job file already says {json_text(doc['status'])}, left as is"
             apply_fields(doc, fields)
             try:
                 if data not in backed_up:
@@ -466,12 +431,17 @@ def scan(
     probe: Callable[[int], ProcFacts | None] = proc_facts,
     clock: Callable[[], float] = time.time,
 ) -> Report:
-    """Check every workspace folder under ``state_roots`` (default: :func:`default_state_roots`).
+    """Check every workspace folder under ``state_roots`` (default: :func:`default_search`).
 
     Roots that do not exist are skipped (the caller validates roots the user named).
     Without ``fix`` nothing is written, not even a backup.
     """
-    candidates = list(state_roots) if state_roots else default_state_roots()
+    if state_roots:
+        candidates = list(state_roots)
+        searched = [str(c) for c in candidates]
+    else:
+        search = default_search()
+        candidates, searched = search.roots, search.places
     seen: set[str] = set()
     roots: list[Path] = []
     for root in candidates:
@@ -480,11 +450,16 @@ def scan(
             continue
         seen.add(real)
         roots.append(root)
-    report = Report(
-        state_roots=[str(r) for r in roots], searched=[str(c) for c in candidates], fix=fix
-    )
+    report = Report(state_roots=[str(r) for r in roots], searched=searched, fix=fix)
     for root in roots:
-        for folder in workspace_folders(root):
+        folders = workspace_folders(root)
+        if not folders:
+            report.empty_roots.append(str(root))
+        for folder in folders:
             report.workspaces.append(str(folder))
             _Workspace(report, root, folder, probe, clock).run(fix)
     return report
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -17,6 +17,7 @@ more than the tolerance between the job's start and now.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,16 @@ def json_type(value: object) -> str:
     return "object"
 
 
+def json_text(value: object, limit: int = 60) -> str:
+    """``value`` spelled as in the plugin's JSON (``true``, ``null``, ``"123"``), for
+    messages; cut to about ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always dumps
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def safe_job_id(job_id: object) -> bool:
     """Whether ``job_id`` can name ``jobs/<id>.json`` without leaving the jobs folder."""
     return (
@@ -84,22 +95,29 @@ def record_problem(record: object) -> str | None:
     Only what this command relies on is checked: an object with a string ``status``
     and, for ``queued``/``running`` entries, a string ``id`` and a ``pid`` that is a
     positive integer or null.
+
+    Values are quoted as JSON (``"123"``, ``true``, ``null``), as the user sees them in
+    the file.
     """
     if not isinstance(record, dict):
         return f"is {json_type(record)}, expected an object"
-    status = record.get("status")
+    if "status" not in record:
+        return "has no status, expected a string"
+    status = record["status"]
     if not isinstance(status, str):
-        return f"has status {status!r} ({json_type(status)}), expected a string"
+        return f"has status {json_text(status)} ({json_type(status)}), expected a string"
     if status not in ACTIVE_STATUSES:
         return None
-    job_id = record.get("id")
+    if "id" not in record:
+        return "has no id, expected a non-empty string"
+    job_id = record["id"]
     if not isinstance(job_id, str) or not job_id:
-        return f"has id {job_id!r}, expected a non-empty string"
+        return f"has id {json_text(job_id)}, expected a non-empty string"
     pid = record.get("pid")
     if pid is None:
         return None
     if isinstance(pid, bool) or not isinstance(pid, int):
-        return f"has pid {pid!r} ({json_type(pid)}), expected an integer or null"
+        return f"has pid {json_text(pid)} ({json_type(pid)}), expected an integer or null"
     if pid <= 0:
         return f"has pid {pid}, expected a positive integer"
     return None
@@ -141,11 +159,15 @@ def decide(
     if job_start is None:
         return Decision(
             UNVERIFIABLE,
-            f"pid {pid} is running, but {key} {raw!r} is not a readable ISO-8601 time, "
-            "so a reused pid cannot be ruled out",
+            f"pid {pid} is running, but {key} {json_text(raw)} is not a readable "
+            "ISO-8601 time, so a reused pid cannot be ruled out",
         )
     if proc.start_time is None:
-        return Decision(UNVERIFIABLE, f"pid {pid} is running, but its start time cannot be read")
+        return Decision(
+            UNVERIFIABLE,
+            f"pid {pid} is running, but its start time cannot be read, so a reused pid "
+            "cannot be ruled out",
+        )
     delta = proc.start_time - job_start
     started = iso_now(proc.start_time)
     if delta > tolerance:
