@@ -14,7 +14,9 @@ so a failure half-way prints nothing but that line.
 **Fast.** The Stop hook runs at the end of every turn. Its common path (review gate
 off, nothing found dead) reads ``state.json`` and ``config.json`` without the lock and
 probes ``/proc``; it imports no argparse, psutil, filelock or subprocess. Those are
-imported only on the paths that need them (help, the review gate, session end).
+imported only on the paths that need them (help, the review gate, session end). The
+session-end cleanup itself (a detached process that cancels the jobs) is
+:mod:`jobgate.hook_cleanup`, imported by session-end only.
 
 Hook state that must survive between calls (the Stop-block counters) lives in
 ``hooks-state.json`` in the state dir, read lock-free and written under the store lock
@@ -43,13 +45,6 @@ STATE_FILE = "hooks-state.json"
 #: the lock wait for writes a hook must make (counters, announcements); on timeout the
 #: hook fails open
 STATE_LOCK_TIMEOUT = 1.0
-
-#: session-end: TERM -> KILL grace for the jobs it cancels, and how long the hook waits
-#: for the (detached) cleanup before it returns and lets it finish alone
-SESSION_END_GRACE = 3.0
-SESSION_END_WAIT = 15.0
-
-SESSION_END_REASON = "session ended"
 
 DESCRIPTION = """\
 Run one Claude Code hook. The hook's JSON payload is read from stdin; the workspace is
@@ -387,75 +382,9 @@ def _session_end(ctx: _Context) -> tuple[dict[str, Any] | None, list[str]]:
     ids = [str(j["id"]) for j in jobs if model.is_active(j)]
     if not ids:
         return None, []
-    return None, [_cancel_detached(store, ids)]
+    from jobgate.hook_cleanup import cancel_detached
 
-
-def _cancel_detached(store: Store, ids: list[str]) -> str:
-    """Cancel ``ids`` in a detached cleanup process and wait for it a while.
-
-    Claude Code may stop waiting for (and kill) a SessionEnd hook after a short time;
-    the cleanup runs in its own session so it still finishes then. Returns the stderr
-    line to print.
-    """
-    import subprocess
-
-    boot = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from jobgate.hooks_cli import cleanup_main; raise SystemExit(cleanup_main(sys.argv[2:]))"
-    )
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", boot, parent, store.state_dir, store.workspace_root, *ids],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
-    try:
-        proc.wait(SESSION_END_WAIT)
-    except subprocess.TimeoutExpired:
-        return (
-            f"jobgate: session ended: cancelling {', '.join(ids)} continues in the background "
-            f"(cleanup pid {proc.pid})"
-        )
-    by_id = {str(j.get("id")): j for j in store.read_index()}
-    done = [f"{i} ({by_id.get(i, {}).get('status', 'unknown')})" for i in ids]
-    return f"jobgate: session ended: {', '.join(done)}"
-
-
-def cleanup_main(argv: list[str]) -> int:
-    """The detached session-end cleanup: ``STATE_DIR ROOT JOB_ID...``.
-
-    Cancels each job (identity-verified, whole tree) with the reason "session ended",
-    all at once in threads. A job that is no longer active is skipped; any other
-    failure is written to that job's log.
-    """
-    import threading
-
-    from jobgate import control
-    from jobgate.store import Store, log_line
-
-    state_dir, root, *ids = argv
-    store = Store(state_dir, root)
-
-    def one(job_id: str) -> None:
-        try:
-            control.cancel(store, job_id, grace=SESSION_END_GRACE, reason=SESSION_END_REASON)
-        except JobgateError:
-            pass  # finished meanwhile, or gone
-        except Exception as exc:  # recorded, never lost silently
-            try:
-                log_line(store.log_path(job_id), f"jobgate: session-end cancel failed: {exc!r}")
-            except Exception:
-                pass
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return 0
+    return None, [cancel_detached(store, ids)]
 
 
 def _user_prompt_submit(ctx: _Context) -> tuple[dict[str, Any] | None, list[str]]:
