@@ -16,6 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
+#: the `jobgate doctor codex` tests' harness: its fixtures (procs, root) for every test module
+pytest_plugins = ["codex_plugin_fixtures"]
+
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 
