@@ -29,7 +29,12 @@ def _job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:
     [
         ([1, 2], "not a JSON object"),
         ("text", "not a JSON object"),
+        ({}, "no 'hook_event_name' field"),
+        ({"cwd": "/x"}, "no 'hook_event_name' field"),
+        ({"hook_event_name": "Stop"}, "no 'cwd' field"),
+        ({"hook_event_name": "Stop", "cwd": ""}, "no 'cwd' field"),
         ({"hook_event_name": "SessionEnd"}, "'SessionEnd' hook"),
+        ({"hook_event_name": 7}, "'hook_event_name' is not a string"),
         ({"session_id": 5}, "'session_id' is not a string"),
         ({"session_id": ""}, "'session_id' is empty"),
         ({"session_id": "a\0b"}, "NUL"),
@@ -39,8 +44,11 @@ def _job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:
     ],
 )
 def test_check_payload_refuses_unusable_payloads_with_a_reason(payload: Any, fragment: str) -> None:
+    base = {"hook_event_name": "Stop", "cwd": "/x"}
+    if set(payload) & {"hook_event_name", "cwd"} or not payload:
+        base = {}  # the case is about these fields themselves
     with pytest.raises(JobgateError, match=fragment):
-        hooks.check_payload("stop", payload)
+        hooks.check_payload("stop", {**base, **payload} if isinstance(payload, dict) else payload)
 
 
 def test_check_payload_refuses_an_unknown_event() -> None:
@@ -48,8 +56,15 @@ def test_check_payload_refuses_an_unknown_event() -> None:
         hooks.check_payload("pre-tool-use", {})
 
 
+def test_check_payload_needs_no_cwd_or_event_name_when_the_workspace_was_named() -> None:
+    assert hooks.check_payload("stop", {"session_id": "s"}, cwd_given=True) == {"session_id": "s"}
+    with pytest.raises(JobgateError, match="'SessionEnd' hook"):
+        hooks.check_payload("stop", {"hook_event_name": "SessionEnd"}, cwd_given=True)
+
+
 def test_check_payload_accepts_a_minimal_and_a_full_payload() -> None:
-    assert hooks.check_payload("stop", {}) == {}
+    minimal = {"hook_event_name": "Stop", "cwd": "/x"}  # no session: $JOBGATE_SESSION_ID
+    assert hooks.check_payload("stop", minimal) == minimal
     full = {
         "session_id": "abc",
         "cwd": "/x",

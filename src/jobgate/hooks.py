@@ -66,22 +66,25 @@ def check_event(event: str) -> None:
         raise JobgateError(f"unknown hook event {event!r} (known: {known})")
 
 
-def check_payload(event: str, payload: object) -> Payload:
+def check_payload(event: str, payload: object, *, cwd_given: bool = False) -> Payload:
     """The payload if it is a usable object for ``event``; else :class:`JobgateError`.
 
-    Optional fields must have the right type when present; ``hook_event_name``, when
-    present, must name ``event`` (a payload meant for another hook is refused).
+    Claude Code sends ``hook_event_name`` and ``cwd`` with every hook: a payload without
+    them did not come from Claude Code (or not for this hook), and acting on it could
+    act on the wrong workspace, so it is refused — unless ``cwd_given`` (a person ran
+    ``jobgate --cwd DIR hook EVENT`` and named the workspace). ``hook_event_name``, when
+    present, must name ``event``. Optional fields (``session_id``: else
+    ``$JOBGATE_SESSION_ID``) must have the right type when present.
     """
     check_event(event)
     if not isinstance(payload, dict):
         raise JobgateError(f"the hook payload is not a JSON object (got {type(payload).__name__})")
-    name = payload.get("hook_event_name")
-    if name is not None and name != EVENTS[event]:
-        raise JobgateError(f"the payload is for the {name!r} hook, not {EVENTS[event]!r}")
-    for key in ("session_id", "cwd", "last_assistant_message", "prompt", "reason"):
+    for key in ("hook_event_name", "session_id", "cwd", "last_assistant_message", "prompt"):
         value = payload.get(key)
         if value is not None and not isinstance(value, str):
             raise JobgateError(f"payload field {key!r} is not a string")
+    if payload.get("reason") is not None and not isinstance(payload["reason"], str):
+        raise JobgateError("payload field 'reason' is not a string")
     if payload.get("session_id") == "":
         raise JobgateError("payload field 'session_id' is empty")
     if "\0" in str(payload.get("session_id") or ""):
@@ -89,6 +92,15 @@ def check_payload(event: str, payload: object) -> Payload:
     active = payload.get("stop_hook_active")
     if active is not None and not isinstance(active, bool):
         raise JobgateError("payload field 'stop_hook_active' is not true or false")
+    name = payload.get("hook_event_name")
+    if name and name != EVENTS[event]:
+        raise JobgateError(f"the payload is for the {name!r} hook, not {EVENTS[event]!r}")
+    for key in ("hook_event_name", "cwd"):
+        if not payload.get(key) and not cwd_given:
+            raise JobgateError(
+                f"the payload has no {key!r} field (Claude Code sends it with every hook; "
+                "to run a hook by hand, name the workspace: jobgate --cwd DIR hook ...)"
+            )
     return payload
 
 

@@ -85,7 +85,7 @@ def main(argv: list[str], *, default_cwd: str | None = None) -> int:
         if len(argv) > 1:
             raise JobgateError(f"unexpected arguments after {event!r}: {' '.join(argv[1:])}")
         hooks.check_event(event)  # before reading stdin
-        payload = hooks.check_payload(event, _read_payload())
+        payload = hooks.check_payload(event, _read_payload(), cwd_given=bool(default_cwd))
         stdout, notes = HANDLERS[event](_Context(event, payload, default_cwd))
     except BaseException as exc:  # fail open on anything, by design
         if isinstance(exc, SystemExit) and exc.code in (0, None):
