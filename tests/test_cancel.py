@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -177,3 +178,23 @@ def test_worker_that_sees_cancel_before_starting_never_runs_the_command(jg: Env)
     assert not marker.exists()
     got = store.read_job("pre-cancel")
     assert got is not None and got["status"] == "cancelled"
+
+
+def test_cancel_of_a_lost_job_ends_the_processes_of_its_tree_that_outlived_it(jg: Env) -> None:
+    job = _running(jg, "sh", "-c", "sleep 300 & exec sleep 301")
+    stray = [p for p in _wait_count(job["id"], 2) if p.pid != job["commandPid"]]
+    assert len(stray) == 1
+    for pid in (job["pid"], job["commandPid"]):  # killed from outside: the job is lost
+        os.kill(pid, signal.SIGKILL)
+    lost = jg.wait_for(job["id"], lambda j: j["phase"] == "lost")
+    assert stray[0].is_running() and stray[0].status() != psutil.STATUS_ZOMBIE
+
+    proc = jg.cli("cancel", job["id"], "--grace", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    outcome = json.loads(proc.stdout)
+    assert outcome["signalled"] == [stray[0].pid]
+    assert outcome["job"]["status"] == "failed"  # the record keeps what happened
+    assert _all_dead(stray)
+    assert jg.job(job["id"])["errorMessage"] == lost["errorMessage"]
+    again = jg.cli("cancel", job["id"])
+    assert again.returncode == 1 and "not active (status: failed)" in again.stderr

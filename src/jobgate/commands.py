@@ -15,6 +15,7 @@ from jobgate.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, JobgateError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from jobgate.store import Store
 
@@ -161,21 +162,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     job = control.pick(
         jobs, args.job, session_id=session_of(args), want="active" if not args.job else "any"
     )
-    found_dead = dict(_lost).get(str(job["id"]))
-    if found_dead is not None:
-        # the reading above found the job's processes gone (or their pids reused) and
-        # recorded it lost: say so, rather than only "not active"; nothing was signalled
-        problem = f"job {job['id']} was already dead, nothing was signalled: {found_dead}"
-        if args.json:
-            emit(render.to_json({"job": job, "signalled": [], "killed": [], "problems": [problem]}))
-        else:
-            sys.stderr.write(f"jobgate: {problem}\n")
-            emit(f"{job['id']}: {job.get('status')} ({job.get('errorMessage')})")
-        return EXIT_FAILED
     if not model.is_active(job):
-        raise JobgateError(
-            f"job {job['id']} is not active (status: {job.get('status')})", EXIT_FAILED
-        )
+        return _cancel_finished(args, store, job, dict(_lost).get(str(job["id"])))
     outcome = control.cancel(store, str(job["id"]), grace=args.grace)
     final = outcome["job"]
     if args.json:
@@ -185,6 +173,40 @@ def cmd_cancel(args: argparse.Namespace) -> int:
             sys.stderr.write(f"jobgate: {problem}\n")
         emit(f"{final['id']}: {final.get('status')} ({final.get('errorMessage')})")
     return EXIT_OK if final.get("status") == model.CANCELLED else EXIT_FAILED
+
+
+def _cancel_finished(
+    args: argparse.Namespace, store: Store, job: dict[str, Any], found_dead: str | None
+) -> int:
+    """``cancel`` of a job that is not active: nothing of it is signalled except processes
+    of its tree that outlived it (see :func:`jobgate.control.end_leftovers`). Exit 0 if
+    such leftovers were ended, else 1 with the job's status."""
+    from jobgate import control, render
+
+    job_id = str(job["id"])
+    problems: list[str] = []
+    if found_dead is not None:
+        # this very call found its processes gone (or their pids reused) and recorded it
+        # lost: say so, rather than only "not active"; none of those pids was signalled
+        problems.append(f"job {job_id} was already dead, nothing was signalled: {found_dead}")
+    left = control.end_leftovers(store, job_id, grace=args.grace)
+    problems += left["problems"]
+    if left["signalled"]:
+        summary = (
+            f"{job_id}: {job.get('status')} ({job.get('errorMessage')}); ended "
+            f"{len(left['signalled'])} leftover process(es) of it: {left['signalled']}"
+        )
+    elif found_dead is None:
+        raise JobgateError(f"job {job_id} is not active (status: {job.get('status')})", EXIT_FAILED)
+    else:
+        summary = f"{job_id}: {job.get('status')} ({job.get('errorMessage')})"
+    if args.json:
+        emit(render.to_json({"job": job, **left, "problems": problems}))
+    else:
+        for problem in problems:
+            sys.stderr.write(f"jobgate: {problem}\n")
+        emit(summary)
+    return EXIT_OK if left["signalled"] else EXIT_FAILED
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

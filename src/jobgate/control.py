@@ -144,6 +144,28 @@ def cancel(
     return {"job": final, "signalled": signalled, "killed": killed, "problems": problems}
 
 
+def end_leftovers(store: Store, job_id: str, *, grace: float = 5.0) -> dict[str, Any]:
+    """End what is left of a job that is no longer active: processes that still carry
+    its ``JOBGATE_JOB_ID`` (descendants of its command that outlived it, e.g. after the
+    worker and command were killed from outside and the job was recorded lost).
+
+    Only a descendant of the job's command inherits that mark, so no stranger is among
+    them; each is still re-checked right before its signal (Linux; elsewhere nothing is
+    found). Returns ``{"signalled": [pids], "killed": [pids], "problems": [...]}``.
+    """
+    from jobgate import proctree
+
+    procs = proctree.collect([], job_id)
+    signalled = [p.pid for p in procs]
+    killed, problems = proctree.terminate_tree(procs, grace)
+    if signalled:
+        log_line(
+            store.log_path(job_id),
+            f"jobgate: cancel: ended leftover processes of the finished job: {signalled}",
+        )
+    return {"signalled": signalled, "killed": killed, "problems": problems}
+
+
 def wait(store: Store, job_id: str, timeout: float | None) -> model.Job | None:
     """Block until the job is finished (a dead job is found and recorded lost within
     about :data:`POLL_SECONDS`); the final record, or None on timeout."""
