@@ -425,3 +425,38 @@ def test_hook_through_argparse_with_a_global_cwd(jg: Env, tmp_path: Path) -> Non
         "--cwd", str(jg.workspace), "hook", "stop", input='{"session_id": "s1"}', cwd=tmp_path
     )
     assert proc.returncode == 0 and job["id"] in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after", "equals"])
+def test_hook_by_hand_names_the_workspace_with_cwd_after_hook(jg: Env, where: str) -> None:
+    job = start_running(jg, "sleep", "300", session="s1")
+    ws = str(jg.workspace)
+    args = {
+        "before": ["hook", "--cwd", ws, "stop"],
+        "after": ["hook", "stop", "--cwd", ws],
+        "equals": ["hook", f"--cwd={ws}", "stop"],
+    }[where]
+    proc = jg.cli(*args, input='{"session_id": "s1"}', cwd="/")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert job["id"] in proc.stderr and "fails open" not in proc.stderr
+
+
+def test_hook_help_examples_really_run(jg: Env, tmp_path: Path) -> None:
+    """Every `echo ... | jobgate hook ...` example in `jobgate hook --help` does its work."""
+    import re
+    import shlex
+
+    help_text = jg.cli("hook", "--help").stdout
+    examples = re.findall(r"^  (echo .*\| .*jobgate hook .*)$", help_text, re.MULTILINE)
+    assert len(examples) >= 2, help_text
+    env_file = tmp_path / "env"
+    for line in examples:
+        line = line.replace("/repo", shlex.quote(str(jg.workspace)))
+        line = line.replace("/tmp/env", shlex.quote(str(env_file)))
+        line = line.replace("jobgate hook", f"{shlex.quote(sys.executable)} -m jobgate hook")
+        proc = subprocess.run(
+            ["sh", "-c", line], env=jg.env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "fails open" not in proc.stderr, (line, proc.stderr)
+    assert "export JOBGATE_SESSION_ID=" in env_file.read_text()

@@ -105,7 +105,7 @@ def test_setup_command_turns_the_review_gate_on_and_off() -> None:
     text = (PLUGIN / "commands" / "setup.md").read_text(encoding="utf-8")
     assert "jobgate config set stopReviewGate true" in text
     assert "jobgate config set stopReviewGate false" in text
-    assert "command -v jobgate" in text and "pipx install jobgate" in text
+    assert "command -v jobgate" in text and "pipx install /path/to/jobgate" in text
 
 
 # -- running the hooks as Claude Code does ---------------------------------------------------------
@@ -190,7 +190,7 @@ def test_every_hook_fails_open_when_jobgate_is_not_installed(jg: Env, event: str
     assert (proc.returncode, proc.stdout) == (0, "")
     lines = proc.stderr.splitlines()
     assert len(lines) == 1
-    assert "not on PATH" in lines[0] and "pipx install jobgate" in lines[0]
+    assert "not on PATH" in lines[0] and "pipx install /path/to/jobgate" in lines[0]
     assert EVENT_OF[event] in lines[0]
 
 

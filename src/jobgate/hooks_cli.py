@@ -1,9 +1,10 @@
 """``jobgate hook EVENT``: the stdin/stdout shell around :mod:`jobgate.hooks`.
 
 Claude Code runs a command hook with a JSON payload on stdin and reads its stdout.
-This module reads the payload, finds the workspace (payload ``cwd``, else the current
-directory) and the session (payload ``session_id``, else ``$JOBGATE_SESSION_ID``, else
-every job), asks :mod:`jobgate.hooks` what to do and writes the result.
+This module reads the payload, finds the workspace (payload ``cwd``, which Claude Code
+always sends; by hand: ``--cwd DIR``) and the session (payload ``session_id``, else
+``$JOBGATE_SESSION_ID``, else every job), asks :mod:`jobgate.hooks` what to do and
+writes the result.
 
 **Fail open.** Whatever goes wrong here — a payload that is not JSON or not an object,
 a field of the wrong type, an unknown event, a busy lock, a damaged file, a bug — the
@@ -48,8 +49,10 @@ STATE_LOCK_TIMEOUT = 1.0
 
 DESCRIPTION = """\
 Run one Claude Code hook. The hook's JSON payload is read from stdin; the workspace is
-the payload's "cwd" (else the current directory) and the session its "session_id"
-(else $JOBGATE_SESSION_ID, else every job).
+the payload's "cwd" and the session its "session_id" (else $JOBGATE_SESSION_ID, else
+every job). Claude Code sends "cwd" and "hook_event_name" with every hook; a payload
+without them is refused unless you name the workspace with --cwd DIR (to run a hook by
+hand).
 
   stop                Print a line on stderr for each job of the session that is really
                       running (dead ones are recorded lost, never named). With
@@ -65,8 +68,8 @@ Every error fails open: exit status 0, nothing on stdout, one line on stderr.
 
 EXAMPLES = """\
 examples:
-  echo '{"session_id": "s1", "cwd": "/repo"}' | jobgate hook stop
-  echo '{"session_id": "s1"}' | CLAUDE_ENV_FILE=/tmp/env jobgate hook session-start
+  echo '{"session_id": "s1"}' | jobgate hook --cwd /repo stop
+  echo '{"session_id": "s1"}' | CLAUDE_ENV_FILE=/tmp/env jobgate hook --cwd /repo session-start
   jobgate config set waitForJobs true
   jobgate config set stopReviewGate true
 """
@@ -78,8 +81,12 @@ def main(argv: list[str], *, default_cwd: str | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         _help_parser().print_help()
         return 0
+    argv, cwd = _take_cwd(argv)
+    default_cwd = cwd or default_cwd
     event = argv[0] if argv else ""
     try:
+        if cwd == "":
+            raise JobgateError("--cwd needs a directory")
         if not argv:
             raise JobgateError("missing EVENT (one of: " + ", ".join(hooks.EVENTS) + ")")
         if len(argv) > 1:
@@ -94,6 +101,26 @@ def main(argv: list[str], *, default_cwd: str | None = None) -> int:
         return 0
     _emit(stdout, notes)
     return 0
+
+
+def _take_cwd(argv: list[str]) -> tuple[list[str], str | None]:
+    """``argv`` without a ``--cwd DIR`` / ``--cwd=DIR`` (before or after EVENT), and DIR
+    (``""`` when ``--cwd`` has no value; None when absent)."""
+    rest: list[str] = []
+    cwd: str | None = None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--cwd":
+            cwd = argv[i + 1] if i + 1 < len(argv) else ""
+            i += 2
+            continue
+        if token.startswith("--cwd="):
+            cwd = token[len("--cwd=") :]
+        else:
+            rest.append(token)
+        i += 1
+    return rest, cwd
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

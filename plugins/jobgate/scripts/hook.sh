@@ -13,5 +13,5 @@ if command -v jobgate >/dev/null 2>&1; then
   exit 0
 fi
 [ -t 0 ] || cat >/dev/null 2>&1  # take the payload, so Claude Code's write never fails
-echo "jobgate plugin: the jobgate command is not on PATH, so the $event hook did nothing; install it with 'pipx install jobgate' or 'pip install jobgate' (or 'pip install .' in a jobgate checkout), then restart Claude Code" >&2
+echo "jobgate plugin: the jobgate command is not on PATH, so the $event hook did nothing; install it from a jobgate checkout with 'pipx install /path/to/jobgate' (or 'pip install /path/to/jobgate' into an environment on this PATH), then restart Claude Code" >&2
 exit 0
