@@ -85,3 +85,13 @@ def test_status_all_lists_more_finished_jobs_than_the_default_view(jg: Env) -> N
     full = jg.cli("status", "--all").stdout
     assert "job13" in short and "job00" not in short
     assert all(f"job{n:02d}" in full for n in range(14))
+
+
+def test_foreground_run_json_prints_only_the_record_and_passes_output_to_stderr(jg: Env) -> None:
+    proc = jg.cli("run", "--json", "--", "sh", "-c", "echo out; echo err >&2")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)["job"]  # `jobgate run --json -- cmd | jq` works
+    assert record["status"] == "completed"
+    # two pipes: their relative order is up to the scheduler, their content is not
+    assert sorted(record["output"].splitlines()) == ["err", "out"]
+    assert sorted(proc.stderr.splitlines()) == ["err", "out"]

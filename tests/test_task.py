@@ -121,12 +121,14 @@ def test_foreground_task_passes_output_through_and_exits_with_the_agents_code(
     assert "fake agent output line" in result["output"]
 
 
-def test_foreground_task_json_prints_the_final_record_after_the_output(jg: Env, fake: Path) -> None:
+def test_foreground_task_json_prints_only_the_record_and_the_output_on_stderr(
+    jg: Env, fake: Path
+) -> None:
     proc = jg.cli("task", "--agent", "fake", "--json", "--name", "n1", "--session", "s1", "hi")
     assert proc.returncode == 0, proc.stderr
-    last = proc.stdout[proc.stdout.index("{") :]
-    job = json.loads(last)["job"]
+    job = json.loads(proc.stdout)["job"]  # stdout is one JSON object, nothing else
     assert job["name"] == "n1" and job["sessionId"] == "s1" and job["status"] == "completed"
+    assert "fake agent output line" in proc.stderr and "fake agent output line" in job["output"]
 
 
 def test_agent_stdin_is_empty_even_when_our_stdin_is_a_pipe_with_data(jg: Env, fake: Path) -> None:

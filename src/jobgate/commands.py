@@ -70,7 +70,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"follow: jobgate log {job['id']} --follow"
             )
         return EXIT_OK
-    job, code = launch.run_foreground(store, command, **common)  # type: ignore[arg-type]
+    job, code = launch.run_foreground(
+        store,
+        command,
+        stdout_to_stderr=args.json,  # --json: stdout is the record alone
+        **common,  # type: ignore[arg-type]
+    )
     if args.json:
         from jobgate.render import to_json
 

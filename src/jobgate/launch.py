@@ -121,8 +121,10 @@ def run_foreground(
     name: str | None = None,
     session_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    stdout_to_stderr: bool = False,
 ) -> tuple[model.Job, int]:
-    """Run the command here, output passing through; returns (record, exit code)."""
+    """Run the command here, output passing through (all of it to stderr with
+    ``stdout_to_stderr``); returns (record, exit code)."""
     from jobgate import worker
 
     _check_command(command)
@@ -136,7 +138,7 @@ def run_foreground(
         # ``foreground``: whoever ran it saw its output and exit code as it ended, so the
         # user-prompt-submit hook never announces it as a finished background job
         tx.put(model.touch(job, pid=os.getpid(), workerProcess=me, foreground=True))
-    code = worker.run_job(store, job["id"], foreground=True)
+    code = worker.run_job(store, job["id"], foreground=True, stdout_to_stderr=stdout_to_stderr)
     with store.transaction() as tx:
         final = tx.get(job["id"]) or job
     return final, code

@@ -178,7 +178,9 @@ def cmd_task(args: argparse.Namespace) -> int:
         return EXIT_OK
     _detach_stdin()
     try:
-        final, code = launch.run_foreground(store, list(command.argv), **common)
+        final, code = launch.run_foreground(
+            store, list(command.argv), stdout_to_stderr=args.json, **common
+        )
     finally:
         _remove_quietly(command.result_file)  # normally read and removed by the worker
     if args.json:

@@ -174,8 +174,14 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
             pass
 
 
-def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
+def run_job(
+    store: Store, job_id: str, *, foreground: bool = False, stdout_to_stderr: bool = False
+) -> int:
     """Start the job's command, record it running, wait, record the end.
+
+    In the foreground the command's stdout and stderr pass through to ours; with
+    ``stdout_to_stderr`` (``run --json``) both go to our stderr, so our stdout carries
+    nothing but the JSON record.
 
     Returns the shell-style exit code (128+N when killed by signal N; 127 when the
     command cannot be started; 1 when there is nothing to run).
@@ -210,7 +216,8 @@ def run_job(store: Store, job_id: str, *, foreground: bool = False) -> int:
 
     if foreground:
         _forward_signals(proc)
-        _pump(proc, log_path, sys.stdout.buffer, sys.stderr.buffer)
+        out = sys.stderr.buffer if stdout_to_stderr else sys.stdout.buffer
+        _pump(proc, log_path, out, sys.stderr.buffer)
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
