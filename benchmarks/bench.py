@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/bench.py [--quick] [--json] [--imports] [--rounds N]
+    python benchmarks/bench.py [--quick] [--json] [--imports [--markdown]] [--rounds N]
 
 Measures the jobgate installed in the *running* interpreter's environment: the console
 script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m jobgate``.
@@ -809,7 +809,7 @@ def markdown(
 # -- main -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer runs (~30 s)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (~10 s)")
     parser.add_argument("--json", action="store_true", help="print a JSON object on stdout")
     parser.add_argument(
         "--imports",

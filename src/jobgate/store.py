@@ -1,6 +1,6 @@
 """The state directory on disk: the lock, atomic writes, the index and job files.
 
-Layout (see DESIGN.md)::
+Layout (see "Where the state lives" in the README)::
 
     state.json      {"version": 1, "jobs": [summary, ...]}   (the index)
     config.json     settings, kept apart so index damage cannot erase them
