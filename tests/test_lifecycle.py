@@ -302,3 +302,56 @@ def test_max_jobs_zero_still_lets_the_job_that_just_ended_be_read(jg: Env) -> No
     assert jg.cli("wait", second["id"], "--timeout", "30").returncode == 0
     assert _all_ids(jg) == [second["id"]]
     assert "the answer" in jg.cli("result", second["id"]).stdout
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_a_worker_killed_right_after_spawning_never_leaves_an_unrecorded_command(
+    jg: Env, tmp_path: Path
+) -> None:
+    """SIGKILL the worker the moment its child appears (before or after it committed the
+    command's identity): either the command never ran, or the record names it."""
+    outcomes = set()
+    for n in range(8):
+        marker = tmp_path / f"ran-{n}"
+        brief = jg.start("sh", "-c", f"echo > {marker}; exec sleep 30")
+        deadline = time.monotonic() + 20
+        while not _children(brief["pid"]):
+            assert time.monotonic() < deadline, "the worker never started its command"
+        _kill(brief["pid"])
+        outcomes.add(_settled(jg, brief["id"], marker))
+    assert outcomes <= {"ran", "held"}  # which of the two is up to the scheduler
+
+
+def _settled(jg: Env, job_id: str, marker: Path, timeout: float = 20) -> str:
+    """Poll until the job is in one of the two honest states; fail if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = jg.job(job_id)
+        strays = [
+            p.pid
+            for p in psutil.process_iter(["pid", "status"])
+            if p.info["status"] != psutil.STATUS_ZOMBIE
+            and _env_of(p).get("JOBGATE_JOB_ID") == job_id
+        ]
+        if _is_lost(job) and not strays and not marker.exists():
+            return "held"  # killed before the command was released: nothing ran
+        if job["status"] == "running" and strays == [job["commandPid"]] and marker.exists():
+            _kill(job["commandPid"])  # released: the command runs, and the record names it
+            return "ran"
+        assert time.monotonic() < deadline, (job, strays, marker.exists())
+        time.sleep(0.05)
+
+
+def _env_of(proc: psutil.Process) -> dict[str, str]:
+    try:
+        return proc.environ()
+    except psutil.Error:
+        return {}

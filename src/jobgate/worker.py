@@ -19,11 +19,17 @@ import subprocess
 import sys
 
 from jobgate import liveness, model
+from jobgate.spawn import HeldCommand, start_held
 from jobgate.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO
+
+#: lock timeout of the worker's own writes: it waits as long as it takes, since only it
+#: can record that the command started or how it ended
+FOREVER = float("inf")
 
 #: how much of the command's output is kept as the job's result
 OUTPUT_KEEP_BYTES = 64 * 1024
@@ -81,43 +87,32 @@ def is_progress_line(line: str) -> bool:
 
 def _start_command(
     job: model.Job, log_path: str, foreground: bool
-) -> tuple[subprocess.Popen[bytes] | None, str | None]:
+) -> tuple[HeldCommand | None, str | None]:
+    """The job's command, started held at its gate (:mod:`jobgate.spawn`), or why not."""
     env = dict(os.environ)
     env[JOB_ENV] = str(job["id"])
     argv = [str(a) for a in job.get("command") or []]
     if not argv:
         return None, "no command to run"
+    cwd = job.get("cwd") or None
+    if cwd is not None and not os.path.isdir(cwd):
+        return None, f"the job's directory {cwd} does not exist"
     try:
         if foreground:
-            proc = subprocess.Popen(
-                argv,
-                cwd=job.get("cwd") or None,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
+            held = start_held(
+                argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         else:
             fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=job.get("cwd") or None,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fd,
-                    stderr=fd,
-                    start_new_session=True,
+                held = start_held(
+                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd
                 )
             finally:
                 os.close(fd)
-    except FileNotFoundError:
-        return None, f"command not found: {argv[0]}"
-    except PermissionError:
-        return None, f"permission denied running {argv[0]}"
     except OSError as exc:
         return None, f"cannot run {argv[0]}: {exc.strerror or exc}"
-    return proc, None
+    return held, None
 
 
 def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes], err: IO[bytes]) -> None:
@@ -188,30 +183,50 @@ def run_job(
     """
     me = liveness.capture(os.getpid())
     log_path = store.log_path(job_id)
-    with store.transaction() as tx:
-        job = tx.get(job_id)
-        if job is None:
-            log_line(log_path, "jobgate: worker found no record for this job; nothing run")
-            return 1
-        if not model.is_active(job) or job.get("cancelRequestedAt"):
-            if model.is_active(job):
-                tx.put(model.mark_cancelled(job))
-            log_line(log_path, "jobgate: job was cancelled before it started")
-            return 1
-        log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
-        offset = _log_size(log_path)
-        proc, error = _start_command(job, log_path, foreground)
-        if proc is None:
-            assert error is not None
-            tx.put(model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error))
-            log_line(log_path, f"jobgate: {error}")
-            if foreground:
-                sys.stderr.write(f"jobgate: error: {error}\n")
-            return 127
-        child = liveness.capture(proc.pid)
-        if child is None:  # exited already: still record who it was
-            child = {"pid": proc.pid}
-        tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
+    held: HeldCommand | None = None
+    try:
+        with store.transaction(FOREVER) as tx:
+            job = tx.get(job_id)
+            if job is None or tx.find(job_id) is None:
+                # no index entry: the CLI that spawned this worker failed to commit the
+                # record (disk full, ...) and told its caller so; nothing may run unseen
+                log_line(log_path, "jobgate: worker found no record for this job; nothing run")
+                return 1
+            if not model.is_active(job) or job.get("cancelRequestedAt"):
+                if model.is_active(job):
+                    tx.put(model.mark_cancelled(job))
+                log_line(log_path, "jobgate: job was cancelled before it started")
+                return 1
+            log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
+            offset = _log_size(log_path)
+            held, error = _start_command(job, log_path, foreground)
+            if held is None:
+                assert error is not None
+                tx.put(
+                    model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error)
+                )
+                log_line(log_path, f"jobgate: {error}")
+                if foreground:
+                    sys.stderr.write(f"jobgate: error: {error}\n")
+                return 127
+            # held at its gate: alive, so its identity can be captured, but not yet running
+            # the command; it runs only once this record is committed
+            child = liveness.capture(held.pid) or {"pid": held.pid}
+            tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
+    except BaseException:
+        if held is not None:
+            held.abandon()  # the record did not commit: the command must never run
+        raise
+    assert held is not None
+    error = held.release(str((job.get("command") or ["?"])[0]))
+    proc = held.proc
+    if error is not None:
+        proc.wait()
+        _record_end(store, job_id, lambda j: model.mark_failed(j, error))
+        log_line(log_path, f"jobgate: {error}")
+        if foreground:
+            sys.stderr.write(f"jobgate: error: {error}\n")
+        return 127
     log_line(log_path, f"jobgate: running, command pid {proc.pid}")
 
     if foreground:
@@ -227,13 +242,44 @@ def run_job(
     if final_message is not None:
         output = final_message
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
-    with store.transaction() as tx:
-        job = tx.get(job_id)
-        if job is not None:
-            tx.put(model.mark_exited(job, exit_code=code, signal=sig, output=output))
-            tx.keep_at_most(spare=job_id)  # retention counts this job as finished from now on
+    _record_end(
+        store, job_id, lambda j: model.mark_exited(j, exit_code=code, signal=sig, output=output)
+    )
     log_line(log_path, f"jobgate: command {what}")
     return code
+
+
+def _record_end(
+    store: Store, job_id: str, change: Callable[[model.Job], model.Job], *, patience: float = 3600
+) -> None:
+    """Write down how the job ended: only the worker knows it, so a busy lock is waited
+    for as long as it takes and a failing disk (full, read-only) is retried for up to
+    ``patience`` seconds, with a line in the log each time, before giving up."""
+    import time
+
+    deadline = time.monotonic() + patience
+    delay = 1.0
+    while True:
+        try:
+            with store.transaction(FOREVER) as tx:
+                job = tx.get(job_id)
+                if job is not None and tx.find(job_id) is not None:
+                    tx.put(change(job))
+                    tx.keep_at_most(spare=job_id)  # retention counts it as finished now
+            return
+        except OSError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            try:
+                log_line(
+                    store.log_path(job_id),
+                    f"jobgate: cannot record the end yet ({exc.strerror or exc}); "
+                    f"retrying in {delay:g}s",
+                )
+            except OSError:
+                pass
+            time.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 def model_command(job: model.Job) -> str:

@@ -1,0 +1,130 @@
+"""Start a job's command *held at a gate*: the process exists, so its pid and start time
+can be put on record, but it does not run the command until it is released.
+
+Why: the worker records the command's identity in the state dir and only then lets it
+run. A worker killed in between (SIGKILL, OOM) must not leave a command running that no
+record names — nobody could see it, wait for it or cancel it. A held process whose
+worker dies finds its gate closed and exits without running anything.
+
+How: the held process is a tiny Python program (``python -I -S``: no site, no user
+environment variables read) that blocks reading one byte from a pipe whose only writer
+is the worker. ``b"g"`` releases it: it ``exec``s the command in place, so the pid and
+start time recorded for it stay the command's own. End of file (the worker is gone, or
+:meth:`HeldCommand.abandon`) makes it exit with status 125. If ``exec`` fails, the held
+process reports the ``errno`` on a second pipe, closed on a successful ``exec``, and exits
+with 127: the worker reads that pipe to end of file to learn which happened.
+
+The command's argv goes through the held process's own argv, so arbitrary bytes
+(decoded by Python with ``surrogateescape``) reach ``exec`` unchanged.
+
+POSIX only (``pass_fds``, ``exec`` in place).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import subprocess
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: the held process: argv is ``GATE_FD REPORT_FD PROGRAM [ARG...]``
+_HELD = """\
+import os, sys
+gate, report = int(sys.argv[1]), int(sys.argv[2])
+if os.read(gate, 1) != b"g":
+    os._exit(125)
+os.close(gate)
+os.set_inheritable(report, False)
+try:
+    os.execvp(sys.argv[3], sys.argv[3:])
+except OSError as exc:
+    os.write(report, str(exc.errno).encode())
+os._exit(127)
+"""
+
+#: the exit status of a held process that was never released
+NOT_RELEASED = 125
+
+
+class HeldCommand:
+    """A command's process waiting at its gate (see the module docstring)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], gate_w: int, report_r: int) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self._gate_w: int | None = gate_w
+        self._report_r = report_r
+
+    def release(self, program: str) -> str | None:
+        """Let it run the command. None once ``exec`` succeeded, else why it could not
+        (the held process then exits with 127)."""
+        gate, self._gate_w = self._gate_w, None
+        assert gate is not None, "released twice"
+        try:
+            os.write(gate, b"g")
+        except OSError:
+            pass  # it is gone already: the report pipe says nothing, wait() tells
+        finally:
+            os.close(gate)
+        report = b""
+        try:
+            while True:
+                chunk = os.read(self._report_r, 64)
+                if not chunk:
+                    break
+                report += chunk
+        finally:
+            os.close(self._report_r)
+        if not report:
+            return None
+        return _exec_error(program, report)
+
+    def abandon(self) -> None:
+        """Close the gate without releasing it: the held process exits (125), reaped here."""
+        if self._gate_w is not None:
+            os.close(self._gate_w)
+            self._gate_w = None
+            os.close(self._report_r)
+        self.proc.wait()
+
+
+def start_held(
+    argv: list[str], *, cwd: str | None, env: dict[str, str], **popen: Any
+) -> HeldCommand:
+    """Start ``argv`` held at its gate, in a new session, with ``env``; ``popen`` carries
+    the stdio arguments of :class:`subprocess.Popen`. Raises ``OSError`` if even the
+    held process cannot start (e.g. ``cwd`` is gone)."""
+    gate_r, gate_w = os.pipe()
+    report_r, report_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _HELD, str(gate_r), str(report_w), *argv],
+            cwd=cwd,
+            env=env,
+            pass_fds=(gate_r, report_w),
+            start_new_session=True,
+            **popen,
+        )
+    except BaseException:
+        for fd in (gate_r, gate_w, report_r, report_w):
+            os.close(fd)
+        raise
+    os.close(gate_r)
+    os.close(report_w)
+    return HeldCommand(proc, gate_w, report_r)
+
+
+def _exec_error(program: str, report: bytes) -> str:
+    try:
+        code = int(report.decode("ascii", "replace").strip())
+    except ValueError:
+        return f"cannot run {program}"
+    if code == errno_mod.ENOENT:
+        return f"command not found: {program}"
+    if code in (errno_mod.EACCES, errno_mod.EPERM):
+        return f"permission denied running {program}"
+    return f"cannot run {program}: {os.strerror(code)}"
