@@ -355,3 +355,49 @@ def _env_of(proc: psutil.Process) -> dict[str, str]:
         return proc.environ()
     except psutil.Error:
         return {}
+
+
+def _small_tmpfs(path: Path) -> str | None:
+    """Mount a 512 KiB tmpfs at ``path``; None, else why it cannot be done here."""
+    if os.geteuid() != 0:
+        return "needs root to mount a small tmpfs"
+    path.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "none", str(path)],
+        capture_output=True,
+        timeout=30,
+    )
+    return None if proc.returncode == 0 else f"cannot mount tmpfs: {proc.stderr!r}"
+
+
+def test_a_full_disk_when_the_command_ends_delays_its_outcome_but_does_not_lose_it(
+    jg: Env, tmp_path: Path
+) -> None:
+    home = tmp_path / "small-home"
+    why = _small_tmpfs(home)
+    if why is not None:
+        pytest.skip(why)
+    filler = home / "filler"
+    try:
+        jg.home = home
+        jg.env["JOBGATE_HOME"] = str(home)
+        job = _running(jg, "sh", "-c", "echo the-output; sleep 1")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:  # fill the disk while the command still runs
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        time.sleep(3)  # the command ended meanwhile; its end could not be written
+        assert jg.job(job["id"])["status"] == "running"
+        filler.unlink()
+        done = jg.wait_for(job["id"], lambda j: not model.is_active(j), timeout=30)
+        assert done["status"] == "completed" and done["exitCode"] == 0
+        assert "the-output" in jg.cli("result", job["id"]).stdout
+    finally:
+        from conftest import reap_marked
+
+        reap_marked(str(home))
+        subprocess.run(["umount", "-l", str(home)], capture_output=True, timeout=30)
