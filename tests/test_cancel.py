@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -198,3 +199,27 @@ def test_cancel_of_a_lost_job_ends_the_processes_of_its_tree_that_outlived_it(jg
     assert jg.job(job["id"])["errorMessage"] == lost["errorMessage"]
     again = jg.cli("cancel", job["id"])
     assert again.returncode == 1 and "not active (status: failed)" in again.stderr
+
+
+def test_a_job_started_inside_another_job_is_its_own_and_outlives_the_outer_cancel(
+    jg: Env,
+) -> None:
+    inner_start = (
+        f"{sys.executable} -m jobgate run --background --session s2 --name inner -- sleep 300"
+    )
+    outer = _running(jg, "sh", "-c", f"{inner_start}; exec sleep 300", session="s1")
+    inner = None
+    deadline = time.monotonic() + 30
+    while inner is None:
+        jobs = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
+        if jobs and jobs[0].get("commandPid"):
+            inner = jobs[0]
+        assert time.monotonic() < deadline, "the inner job never started"
+        time.sleep(0.1)
+
+    assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
+    assert jg.job(outer["id"])["status"] == "cancelled"
+    still = jg.job(inner["id"])
+    assert still["status"] == "running", still  # not "lost": nobody touched it
+    assert liveness.is_alive(still["commandProcess"]) and liveness.is_alive(still["workerProcess"])
+    assert jg.cli("cancel", inner["id"], "--grace", "1").returncode == 0

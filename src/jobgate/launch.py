@@ -80,10 +80,15 @@ def start_background(
         tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
         log_line(log_path, f"jobgate: job {job['id']} created")
         err_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # A job started from inside another job's command is a job of its own: its worker
+        # must not carry the outer job's mark, or ending the outer job's tree (cancel,
+        # session end) would end this one too and leave its record to be found "lost".
+        env = {k: v for k, v in os.environ.items() if k != "JOBGATE_JOB_ID"}
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_BOOT, _package_parent(), store.state_dir, job["id"]],
                 cwd=cwd,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err_fd,
