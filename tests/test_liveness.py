@@ -130,6 +130,29 @@ def test_real_pid_reuse_is_detected() -> None:
         stranger.wait()
 
 
+@pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
+def test_a_pid_reused_within_the_same_clock_tick_is_still_told_apart() -> None:
+    """Start times have 10 ms resolution; where pidfs gives every process its own inode
+    number, a stranger that got the pid in the same tick is still not the job's."""
+    if liveness.pidfs_inode(os.getpid()) is None:
+        pytest.skip("this kernel has no pidfs inode numbers (Linux < 6.9)")
+    old = dead_identity()
+    assert isinstance(old.get("pidfsIno"), int)
+    stranger = spawn_with_pid(old["pid"], ["sleep", "30"])
+    try:
+        now = liveness.capture(stranger.pid)
+        assert now is not None and now["pidfsIno"] != old["pidfsIno"]
+        # the record as it would be had the stranger started in the same clock tick
+        same_tick = dict(old, startTicks=now["startTicks"], startTime=now["startTime"])
+        verdict, evidence = liveness.probe(same_tick)
+        assert verdict == liveness.REUSED
+        assert evidence == f"pid {old['pid']} now belongs to another process"
+        assert liveness.probe(now)[0] == liveness.ALIVE
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
 def test_another_users_process_is_alive_when_its_identity_matches() -> None:
     other = subprocess.Popen(["sleep", "30"], user=65534, group=65534)

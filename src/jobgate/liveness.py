@@ -20,6 +20,11 @@ Platform notes:
 A zombie (state ``Z``, exited but not yet reaped by its parent, common in containers
 whose pid 1 does not reap) counts as dead.
 
+Linux >= 6.9: the identity also records the process's pidfs inode number
+(``pidfsIno``: ``fstat`` of a pidfd), unique per process for the life of the boot, so a
+pid reused within the same clock tick, which start times cannot tell apart, is still
+seen as another process. Older kernels and other platforms go without it.
+
 A missing ``/proc/<pid>`` entry is confirmed with signal 0 (which sends nothing) before a
 pid is called gone: where ``/proc`` is hidden (``hidepid``), not mounted or from another
 pid namespace, a process that exists but cannot be identified is :data:`UNVERIFIED`,
@@ -52,6 +57,7 @@ START_TOLERANCE = 1.0
 _boot_id_cache: list[str | None] = []
 _btime_cache: list[float] = []
 _host_cache: list[str] = []
+_pidfs_cache: list[bool] = []
 
 
 def boot_id() -> str | None:
@@ -175,14 +181,50 @@ def _exists_unreadable(pid: int) -> dict[str, Any] | None:
     return {"pid": pid, "state": "unknown"}
 
 
+def pidfs_inode(pid: int) -> int | None:
+    """Linux >= 6.9 (pidfs): the inode number of a pidfd for ``pid``, unique to that
+    process for as long as the machine runs (a reused pid gets a new one). None where
+    pidfds are not pidfs inodes (older kernels: one shared anonymous inode), or when
+    there is no such process."""
+    if not _pidfs_ok():
+        return None
+    return _pidfd_inode(pid)
+
+
+def _pidfd_inode(pid: int) -> int | None:
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError, ValueError, OverflowError):
+        return None
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:  # pragma: no cover
+        return None
+    finally:
+        os.close(fd)
+
+
+def _pidfs_ok() -> bool:
+    if not _pidfs_cache:
+        mine = _pidfd_inode(os.getpid())
+        other = _pidfd_inode(os.getppid() or 1)
+        _pidfs_cache.append(mine is not None and other is not None and mine != other)
+    return _pidfs_cache[0]
+
+
 def capture(pid: int) -> dict[str, Any] | None:
     """The identity of the live process ``pid`` (None if it does not exist)."""
+    ino = pidfs_inode(pid)
     info = proc_info(pid)
     if info is None or info["state"] in ("Z", "X") or "startTime" not in info:
         return None
+    if ino is not None and pidfs_inode(pid) != ino:
+        return None  # the pid changed hands while we looked: that process is gone
     ident: dict[str, Any] = {"pid": pid, "startTime": round(info["startTime"], 3)}
     if "startTicks" in info:
         ident["startTicks"] = info["startTicks"]
+    if ino is not None:
+        ident["pidfsIno"] = ino
     bid = boot_id()
     if bid:
         ident["bootId"] = bid
@@ -232,6 +274,13 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         same = abs(float(rec_time) - float(info["startTime"])) <= START_TOLERANCE
     if not same:
         return REUSED, f"pid {pid} now belongs to another process"
+    rec_ino = ident.get("pidfsIno")
+    if isinstance(rec_ino, int) and rec_boot:
+        # start times have clock-tick (10 ms) resolution; the pidfs inode tells apart
+        # even a pid reused within the same tick (recorded and checked on one boot only)
+        ino = pidfs_inode(pid)
+        if ino is not None and ino != rec_ino:
+            return REUSED, f"pid {pid} now belongs to another process"
     return ALIVE, f"pid {pid} is alive"
 
 
