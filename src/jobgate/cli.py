@@ -260,6 +260,9 @@ def _fast_status_args(argv: list[str]) -> argparse.Namespace | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from jobgate.fileio import tolerant_stdio
+
+    tolerant_stdio()  # a name, command or folder that is not UTF-8 must not crash output
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
         if args_list[:1] == ["hook"]:

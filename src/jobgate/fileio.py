@@ -7,6 +7,7 @@ writer killed at any instant leaves the previous content intact. Files are 0600.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import sys
@@ -104,11 +105,29 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def json_text(obj: Any, **kw: Any) -> str:
+    """``json.dumps(obj, **kw)`` that always encodes to valid UTF-8.
+
+    Text is kept as is (a prompt in Greek stays readable in the file) unless it holds a
+    lone surrogate: what Python makes of bytes that are not UTF-8 in argv, environment
+    variables and file names (byte 0xff becomes U+DCFF). UTF-8 cannot encode that, so
+    the whole document is then dumped with ASCII escapes (``"\\udcff"``): valid JSON
+    that decodes back to the very same str, from which ``os.fsencode`` restores the
+    original bytes when the command is run.
+    """
+    text = json.dumps(obj, ensure_ascii=False, **kw)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **kw)
+    return text
+
+
 def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
     if pretty:
-        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+        text = json_text(obj, indent=2) + "\n"
     else:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+        text = json_text(obj, separators=(",", ":")) + "\n"
     atomic_write(path, text.encode("utf-8"))
 
 
@@ -127,6 +146,54 @@ def read_json(path: str) -> Any:
         raise CorruptFile(path, f"not valid JSON ({exc})") from None
 
 
+#: name of the codec error handler that writes text holding undecodable bytes back out
+ORIGINAL_BYTES = "jobgate-original-bytes"
+
+
+def _original_bytes(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """Encoding error handler: ``surrogateescape``, with a fallback that cannot fail.
+
+    A character U+DC80..U+DCFF is what Python made of an undecodable byte (argv, the
+    environment, a file name), so that byte is written back: a name typed as ``\\xff``
+    prints as ``\\xff``, as ``ls`` and ``echo`` would print it, and a command line shown
+    by ``status`` can be pasted back. Anything else the stream cannot encode (another
+    lone surrogate, from a JSON ``\\ud800`` escape; non-ASCII on an ASCII terminal) is
+    written as a backslash escape, like Python's own ``backslashreplace`` on stderr.
+    """
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start : exc.end]:
+        cp = ord(ch)
+        if 0xDC80 <= cp <= 0xDCFF:
+            out.append(cp - 0xDC00)
+        elif cp <= 0xFF:
+            out += b"\\x%02x" % cp
+        elif cp <= 0xFFFF:
+            out += b"\\u%04x" % cp
+        else:
+            out += b"\\U%08x" % cp
+    return bytes(out), exc.end
+
+
+codecs.register_error(ORIGINAL_BYTES, _original_bytes)
+
+
+def tolerant_stdio() -> None:
+    """Make stdout and stderr write text that holds undecodable bytes (a job name, a
+    command or a folder name that is not UTF-8) instead of raising UnicodeEncodeError;
+    see :func:`_original_bytes`. JSON output needs none of it: :func:`json_text` escapes
+    such text."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:
+            continue
+        try:
+            reconfigure(errors=ORIGINAL_BYTES)
+        except (ValueError, OSError, TypeError):
+            pass
+
+
 def append_line(path: str, line: str) -> None:
     """Append one line (O_APPEND, 0600). Best effort: a log line never fails a command."""
     try:
@@ -134,7 +201,7 @@ def append_line(path: str, line: str) -> None:
     except OSError:
         return
     try:
-        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8", ORIGINAL_BYTES))
     except OSError:
         pass
     finally:

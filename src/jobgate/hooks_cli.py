@@ -205,9 +205,9 @@ def _emit(stdout: dict[str, Any] | None, notes: list[str]) -> None:
             sys.stderr.write("".join(" ".join(n.split()) + "\n" for n in notes))
             sys.stderr.flush()
         if stdout is not None:
-            import json
+            from jobgate.fileio import json_text
 
-            sys.stdout.write(json.dumps(stdout, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(stdout) + "\n")
             sys.stdout.flush()
     except (OSError, ValueError):
         pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from jobgate import model
@@ -18,7 +17,10 @@ TAIL_LINES = 3
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    """``--json`` output: UTF-8 text as is; undecodable bytes as ``\\udcXX`` escapes."""
+    from jobgate.fileio import json_text
+
+    return json_text(obj, indent=2)
 
 
 def duration(seconds: float) -> str:
