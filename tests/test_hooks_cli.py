@@ -222,6 +222,21 @@ def test_session_start_without_a_session_id_fails_open(jg: Env, tmp_path: Path) 
     assert not env_file.exists()
 
 
+@pytest.mark.parametrize("escape", ["\\udcff", "\\ud800", "a\\udfffb"])
+def test_session_start_refuses_a_session_id_that_is_not_unicode_text(
+    jg: Env, tmp_path: Path, escape: str
+) -> None:
+    """A lone surrogate (a JSON escape, never a real session id) would reach the env
+    file as a byte that is not UTF-8, sourced by every later command of the session."""
+    env_file = tmp_path / "env.sh"
+    env_file.write_bytes(b"export OTHER=1\n")
+    payload = json.dumps(hook_payload(jg, "session-start", session="PLACEHOLDER"))
+    payload = payload.replace('"PLACEHOLDER"', f'"{escape}"')
+    proc = jg.cli("hook", "session-start", input=payload, env={"CLAUDE_ENV_FILE": str(env_file)})
+    assert "'session_id' is not valid Unicode text" in _assert_fail_open(proc)
+    assert env_file.read_bytes() == b"export OTHER=1\n"
+
+
 # -- session-end ----------------------------------------
 def test_session_end_cancels_only_the_sessions_jobs_and_records_session_ended(jg: Env) -> None:
     mine = [start_running(jg, "sleep", "300", session="s1") for _ in range(2)]
