@@ -192,6 +192,21 @@ def test_cwd_that_does_not_exist_is_a_clear_error(
 
 @pytest.mark.parametrize(
     "args",
+    [["--cwd", "/etc/passwd", "status"], ["run", "--cwd", "/etc/passwd", "--", "true"]],
+    ids=" ".join,
+)
+def test_cwd_that_is_a_file_says_it_is_not_a_directory(two_jobs: Env, args: list[str]) -> None:
+    jg = two_jobs
+    before = snapshot(jg.home)
+    proc = jg.cli(*args)
+    line = assert_one_clear_error(proc, "is not a directory: /etc/passwd")
+    assert "does not exist" not in line
+    assert proc.returncode == 2  # bad input
+    assert snapshot(jg.home) == before
+
+
+@pytest.mark.parametrize(
+    "args",
     [
         [],
         ["no-such-command"],

@@ -30,6 +30,13 @@ def test_missing_workspace_dir_is_a_clear_error(tmp_path: Path) -> None:
         workspace.find_workspace_root(str(tmp_path / "nope"))
 
 
+def test_workspace_path_that_is_a_file_is_not_called_missing(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(JobgateError, match=r"is not a directory: .*notes\.txt$"):
+        workspace.find_workspace_root(str(a_file))
+
+
 def test_state_dir_name_is_slug_and_sha256_prefix_of_realpath(tmp_path: Path) -> None:
     root = tmp_path / "My Repo!"
     root.mkdir()

@@ -22,6 +22,8 @@ def find_workspace_root(start: str) -> str:
     """The git top level containing ``start`` (a real path), else ``start`` itself."""
     path = os.path.realpath(start)
     if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise JobgateError(f"workspace path is not a directory: {start}")
         raise JobgateError(f"workspace directory does not exist: {start}")
     probe = path
     while True:
