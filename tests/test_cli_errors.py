@@ -1,19 +1,26 @@
 """Bad input changes nothing and gets one clear line on stderr, a non-zero exit and no
-traceback; state dirs are private and unsafe ones are refused (issue 2, items 6 and 7)."""
+traceback; state dirs are private and unsafe ones are refused (issue 2, items 6 and 7).
+When the system refuses (read-only, disk full, lock busy) a command exits 1 with one line
+naming the file."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import shutil
+import signal
 import stat
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import Env
+from conftest import Env, pid_alive, start_running
 from jobgate.workspace import state_dir_name
 
 JOB_COMMANDS = ("status", "result", "log", "wait", "cancel")
@@ -324,3 +331,122 @@ def test_reading_commands_in_a_fresh_workspace_create_no_state(jg: Env) -> None:
     assert_one_clear_error(jg.cli("result"), "no finished job")
     assert_one_clear_error(jg.cli("wait"), "no active job")
     assert not jg.home.exists()
+
+
+# -- the system refuses: read-only, disk full, lock busy (exit 1, not 2) ----------------
+class Mounts:
+    """Mounts for one test, all undone at its end: a small tmpfs, a read-only view."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.points: list[Path] = []
+
+    def _mount(self, *args: str) -> None:
+        proc = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount here (needs root): {proc.stderr.strip()}")
+
+    def tmpfs(self, where: Path, size: str = "512k") -> None:
+        where.mkdir(mode=0o700, exist_ok=True)
+        self._mount("-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where))
+        self.points.append(where)
+
+    def readonly_view(self, jg: Env) -> Path:
+        """A read-only bind mount of ``jg``'s state root, made ``jg``'s state root for
+        the CLI; jobs already running keep writing through the writable original."""
+        view = self.tmp_path / "read-only-state-root"
+        view.mkdir()
+        self._mount("--bind", str(jg.home), str(view))
+        self.points.append(view)
+        self._mount("-o", "remount,bind,ro", str(view))
+        jg.env["JOBGATE_HOME"] = str(view)
+        return view
+
+
+@pytest.fixture
+def mounts(jg: Env, tmp_path: Path) -> Iterator[Mounts]:
+    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+        pytest.skip("needs Linux mount(8) to make a read-only or full state root")
+    m = Mounts(tmp_path)
+    try:
+        yield m
+    finally:
+        for point in reversed(m.points):
+            # lazy: a job's process killed only by jg's teardown may still hold its log
+            subprocess.run(["umount", "-l", str(point)], check=False, capture_output=True)
+
+
+def _dead_running_job(jg: Env, session: str | None = None) -> dict[str, Any]:
+    """A job recorded ``running`` whose worker and command were SIGKILLed from outside."""
+    job = start_running(jg, "sleep", "300", session=session)
+    for pid in (job["pid"], job["commandPid"]):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(job["pid"]) or pid_alive(job["commandPid"]):
+        assert time.monotonic() < deadline, "the killed job's processes did not die"
+        time.sleep(0.02)
+    return job
+
+
+def test_writers_on_a_read_only_state_dir_exit_1_naming_the_file(
+    jg: Env, mounts: Mounts, tmp_path: Path
+) -> None:
+    dead = _dead_running_job(jg)
+    lock = mounts.readonly_view(jg) / jg.state_dir().name / "state.lock"
+    for args in (
+        ["run", "--", "true"],
+        ["run", "--background", "--", "true"],
+        ["config", "set", "maxJobs", "3"],
+        ["sweep"],  # its point is to write the dead job down
+        ["cancel", dead["id"]],
+    ):
+        proc = jg.cli(*args)
+        assert_one_clear_error(proc, f"Read-only file system ({lock})")
+        assert proc.returncode == 1, (args, proc.stderr)
+    other = tmp_path / "other-workspace"
+    other.mkdir()
+    proc = jg.cli("run", "--", "true", cwd=other)
+    assert_one_clear_error(proc, "cannot create state dir", "Read-only file system")
+    assert proc.returncode == 1
+
+
+def test_a_full_disk_exits_1_naming_the_file_and_leaves_no_temp_file(
+    jg: Env, mounts: Mounts
+) -> None:
+    mounts.tmpfs(jg.home)
+    assert jg.cli("run", "--", "true").returncode == 0
+    before = [j["id"] for j in jg.cli_json("status")["jobs"]]
+    with open(jg.home / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    jobs_dir = jg.state_dir() / "jobs"
+    for args in (["run", "--", "true"], ["config", "set", "maxJobs", "3"]):
+        proc = jg.cli(*args)
+        line = assert_one_clear_error(proc, "No space left on device (")
+        assert proc.returncode == 1, (args, proc.stderr)
+        named = line.split("(", 1)[1].rstrip(")")
+        assert named.startswith(str(jg.state_dir())), line
+        assert not os.path.basename(named).endswith(".tmp"), line  # the real file
+    assert not [p for p in jg.home.rglob("*.tmp")]
+    assert [j["id"] for j in jg.cli_json("status")["jobs"]] == before
+    assert jobs_dir.is_dir()
+
+
+def test_a_busy_lock_exits_1_naming_the_lock(
+    jg: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobgate import cli
+    from jobgate.store import Store
+
+    store = jg.store()
+    monkeypatch.setenv("JOBGATE_HOME", str(jg.home))
+    monkeypatch.setattr(Store.lock, "__defaults__", (0.2,))  # not the default 30 s
+    with store.lock():  # a real flock: a second open file description must wait
+        code = cli.main(["config", "set", "--cwd", str(jg.workspace), "maxJobs", "3"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err == f"jobgate: error: timed out after 0.2s waiting for the lock {store.lock_path}\n"

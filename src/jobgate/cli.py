@@ -1,8 +1,9 @@
 """Command line: argument parsing and exit codes only; the work happens elsewhere.
 
-Exit codes: 0 ok; 1 the job failed / was cancelled / is not in the needed state;
-2 bad input (unknown or ambiguous job, bad value, bad arguments); 124 ``wait`` timed
-out; ``run`` in the foreground exits with the command's own code (128+N on signal N).
+Exit codes: 0 ok; 1 the job failed / was cancelled / is not in the needed state, or
+the system refused (disk full, read-only, permission denied, lock busy; one line naming
+the file); 2 bad input (unknown or ambiguous job, bad value, bad arguments); 124 ``wait``
+timed out; ``run`` in the foreground exits with the command's own code (128+N on signal N).
 """
 
 from __future__ import annotations
@@ -295,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return EXIT_FAILED
     except OSError as exc:
+        # the system refused (disk full, read-only, permission denied): not bad input
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         sys.stderr.write(f"jobgate: error: {exc.strerror or exc}{where}\n")
-        return EXIT_USAGE
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 #: exit codes
 EXIT_OK = 0
-EXIT_FAILED = 1  # the job failed / is not in the state the command needs
+#: the job failed / is not in the state the command needs / the system refused (disk
+#: full, read-only file system, permission denied, lock busy)
+EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input: unknown job, bad value, bad arguments
 EXIT_TIMEOUT = 124
 

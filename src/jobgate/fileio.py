@@ -28,7 +28,21 @@ class CorruptFile(Exception):
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``."""
+    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``.
+
+    An :class:`OSError` (disk full, read-only file system, permission denied) names
+    ``path``, not the temp file, and not nothing: ``os.write`` and ``os.fsync`` errors
+    carry no file name of their own.
+    """
+    try:
+        _atomic_write(path, data, mode)
+    except OSError as exc:
+        if exc.filename == path or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from exc
+
+
+def _atomic_write(path: str, data: bytes, mode: int) -> None:
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)

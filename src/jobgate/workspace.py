@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.errors import JobgateError
+from jobgate.errors import EXIT_FAILED, JobgateError
 
 APP_NAME = "jobgate"
 
@@ -126,7 +126,9 @@ def ensure_state_root(path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
-        raise JobgateError(f"cannot create state root {path}: {exc.strerror}") from None
+        raise JobgateError(
+            f"cannot create state root {path}: {exc.strerror}", EXIT_FAILED
+        ) from None
     if not os.path.isdir(path):
         raise JobgateError(f"state root {path} is not a directory")
 
@@ -142,7 +144,7 @@ def ensure_private_dir(path: str) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise JobgateError(f"cannot create state dir {path}: {exc.strerror}") from None
+        raise JobgateError(f"cannot create state dir {path}: {exc.strerror}", EXIT_FAILED) from None
     check_private_dir(path)
     if os.name == "posix":
         os.chmod(path, 0o700)
