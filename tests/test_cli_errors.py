@@ -1,11 +1,12 @@
 """Bad input changes nothing and gets one clear line on stderr, a non-zero exit and no
 traceback; state dirs are private and unsafe ones are refused (issue 2, items 6 and 7).
-When the system refuses (read-only, disk full, lock busy) a command exits 1 with one line
-naming the file."""
+When the system refuses (read-only, disk full, lock busy) writers exit 1 with one line
+naming the file, and readers still answer from a read-only view."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, pid_alive, start_running
+from conftest import Env, pid_alive, run_hook, start_running
 from jobgate.workspace import state_dir_name
 
 JOB_COMMANDS = ("status", "result", "log", "wait", "cancel")
@@ -386,6 +387,80 @@ def _dead_running_job(jg: Env, session: str | None = None) -> dict[str, Any]:
         assert time.monotonic() < deadline, "the killed job's processes did not die"
         time.sleep(0.02)
     return job
+
+
+def _one_readonly_warning(stderr: str, lock: Path) -> None:
+    warnings = [ln for ln in stderr.splitlines() if ln.startswith("jobgate: warning: ")]
+    assert len(warnings) == 1, stderr
+    assert f"Read-only file system ({lock})" in warnings[0]
+    assert "Traceback" not in stderr
+
+
+def test_readers_on_a_read_only_state_dir_show_a_dead_job_lost_and_warn_once(
+    jg: Env, mounts: Mounts
+) -> None:
+    dead = _dead_running_job(jg)
+    lock = mounts.readonly_view(jg) / jg.state_dir().name / "state.lock"
+    job_id = dead["id"]
+    cases: list[tuple[list[str], int, str]] = [
+        (["status"], 0, "failed (lost)"),
+        (["status", "--json"], 0, '"phase": "lost"'),
+        (["status", job_id], 0, "phase:       lost"),
+        (["result", job_id], 0, "error: lost: worker pid"),
+        (["log", job_id], 0, "jobgate: running, command pid"),
+        (["wait", job_id], 1, "failed (lost)"),
+        (["wait", job_id, "--json"], 1, '"phase": "lost"'),
+    ]
+    for args, code, shown in cases:
+        proc = jg.cli(*args)
+        assert proc.returncode == code, (args, proc.stderr)
+        assert shown in proc.stdout, (args, proc.stdout)
+        _one_readonly_warning(proc.stderr, lock)
+    # nothing was written: the record on disk still says running
+    on_disk = json.loads((jg.state_dir() / "jobs" / f"{job_id}.json").read_text())
+    assert on_disk["status"] == "running"
+
+
+def test_wait_on_a_read_only_state_dir_warns_once_however_often_it_polls(
+    jg: Env, mounts: Mounts
+) -> None:
+    live = start_running(jg, "sleep", "300")
+    _dead_running_job(jg)  # found dead (and not recordable) on every poll
+    lock = mounts.readonly_view(jg) / jg.state_dir().name / "state.lock"
+    proc = jg.cli("wait", live["id"], "--timeout", "1")
+    assert proc.returncode == 124, proc.stderr
+    _one_readonly_warning(proc.stderr, lock)
+    assert f"timed out waiting for {live['id']}" in proc.stderr
+
+
+def test_stop_hook_on_a_read_only_state_dir_never_names_a_dead_job(jg: Env, mounts: Mounts) -> None:
+    live = start_running(jg, "sleep", "300", session="s1")
+    dead = _dead_running_job(jg, session="s1")
+    lock = mounts.readonly_view(jg) / jg.state_dir().name / "state.lock"
+    proc = run_hook(jg, "stop", session="s1")
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert live["id"] in proc.stderr
+    assert dead["id"] not in proc.stderr
+    assert "fails open" not in proc.stderr
+    _one_readonly_warning(proc.stderr, lock)
+
+
+def test_a_read_only_state_dir_with_an_unreadable_index_is_read_from_the_job_files(
+    jg: Env, mounts: Mounts
+) -> None:
+    dead = _dead_running_job(jg)
+    (jg.state_dir() / "state.json").write_bytes(b"{broken")
+    view = mounts.readonly_view(jg)
+    proc = jg.cli("status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (job,) = json.loads(proc.stdout)["jobs"]
+    assert (job["id"], job["phase"]) == (dead["id"], "lost")
+    warnings = proc.stderr.splitlines()
+    assert len(warnings) == 2, proc.stderr  # cannot write; the index is unreadable
+    assert all(w.startswith("jobgate: warning: ") for w in warnings)
+    assert "Read-only file system" in warnings[0]
+    assert "state.json is unreadable" in warnings[1]
+    assert (view / jg.state_dir().name / "state.json").read_bytes() == b"{broken"
 
 
 def test_writers_on_a_read_only_state_dir_exit_1_naming_the_file(

@@ -163,7 +163,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from jobgate import control, model, refresh, render
 
     _root, store = open_store(args)
-    jobs, _lost = refresh.load(store)
+    jobs, _lost = refresh.load(store, unwritable_fallback=False)  # cancel must write
     job = control.pick(
         jobs, args.job, session_id=session_of(args), want="active" if not args.job else "any"
     )
@@ -218,7 +218,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jobgate import refresh, render
 
     _root, store = open_store(args)
-    _jobs, lost = refresh.load(store, persist=not args.dry_run)
+    # sweep's point is to write: a read-only state dir is an error, not a warning
+    _jobs, lost = refresh.load(store, persist=not args.dry_run, unwritable_fallback=False)
     if args.json:
         changed = [{"id": job_id, "reason": reason} for job_id, reason in lost]
         emit(render.to_json({"dryRun": args.dry_run, "changed": changed}))

@@ -2,14 +2,19 @@
 
 The common path costs one lock-free read of the index and one ``/proc`` probe per
 active job: nothing is locked or written unless a job is found lost.
+
+When the state dir cannot be written (a read-only file system, no permission, a full
+disk), a reader still answers: the dead jobs are shown as lost in what it prints, nothing
+is written, and one warning per process says so (see :func:`load`).
 """
 
 from __future__ import annotations
 
+import errno
 import time
 
 from jobgate import liveness, model, reconcile
-from jobgate.store import CorruptFile, LockTimeout, Store, log_line
+from jobgate.store import CorruptFile, LockTimeout, Store, log_line, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +24,15 @@ if TYPE_CHECKING:
 #: settles for a read-only view
 HOOK_LOCK_TIMEOUT = 0.25
 
+#: what a refused write fails with: the state dir is readable but cannot be changed
+WRITE_REFUSED = frozenset(
+    {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+)
+
+#: set once this process has warned that it could not write what it found (``wait``
+#: and ``log --follow`` load again and again; they say it once)
+_warned_unwritable = False
+
 
 def load(
     store: Store,
@@ -26,6 +40,7 @@ def load(
     persist: bool = True,
     lock_timeout: float = 30.0,
     readonly_fallback: bool = False,
+    unwritable_fallback: bool = True,
 ) -> tuple[list[model.Job], list[tuple[str, str]]]:
     """``(jobs, lost)``: the index with every dead active job marked lost.
 
@@ -33,7 +48,11 @@ def load(
     ``persist`` the change is written (index, job file, log line) under the lock. If
     the lock cannot be had in ``lock_timeout`` and ``readonly_fallback`` is set, the
     lost jobs are marked in the returned view only, so a dead job is still never
-    reported as running.
+    reported as running. Likewise, with ``unwritable_fallback`` (the default: for
+    readers), when the system refuses the write (:data:`WRITE_REFUSED`: read-only file
+    system, permission denied, disk full): one warning on stderr per process, nothing
+    written. Commands whose point is to write (``sweep``, ``cancel``) turn it off and
+    fail with the system's error instead.
     """
     now = time.time()
     try:
@@ -48,15 +67,7 @@ def load(
             return _mark_in_view(jobs, lost, now), lost
     elif not persist:
         # read-only (sweep --dry-run): judge the jobs the rebuild would find, and say so
-        from jobgate.store import warn
-
-        warn(
-            f"the job index {store.index_path} is unreadable; it will be moved aside and "
-            "rebuilt from the job files by the next command that writes"
-        )
-        jobs = store.rebuild_index_from_jobs()
-        lost = reconcile.find_lost(jobs, liveness.probe, now)
-        return _mark_in_view(jobs, lost, now), lost
+        return _view_of_job_files(store, now)
     try:
         return _persist(store, lock_timeout)
     except LockTimeout:
@@ -64,6 +75,37 @@ def load(
             raise
         lost = reconcile.find_lost(jobs, liveness.probe, now)
         return _mark_in_view(jobs, lost, now), lost
+    except OSError as exc:
+        if not unwritable_fallback or exc.errno not in WRITE_REFUSED:
+            raise
+        _warn_unwritable(exc)
+        if jobs is None:
+            return _view_of_job_files(store, now)
+        lost = reconcile.find_lost(jobs, liveness.probe, now)
+        return _mark_in_view(jobs, lost, now), lost
+
+
+def _view_of_job_files(store: Store, now: float) -> tuple[list[model.Job], list[tuple[str, str]]]:
+    """The index a rebuild would make of an unreadable one, dead jobs marked in view."""
+    warn(
+        f"the job index {store.index_path} is unreadable; it will be moved aside and "
+        "rebuilt from the job files by the next command that writes"
+    )
+    jobs = store.rebuild_index_from_jobs()
+    lost = reconcile.find_lost(jobs, liveness.probe, now)
+    return _mark_in_view(jobs, lost, now), lost
+
+
+def _warn_unwritable(exc: OSError) -> None:
+    global _warned_unwritable
+    if _warned_unwritable:
+        return
+    _warned_unwritable = True
+    where = f" ({exc.filename})" if exc.filename else ""
+    warn(
+        f"cannot record what was found in the state dir: {exc.strerror or exc}{where}; "
+        "dead jobs are shown as lost, nothing was written"
+    )
 
 
 def _mark_in_view(
