@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from conftest import Env
 
@@ -95,3 +97,32 @@ def test_foreground_run_json_prints_only_the_record_and_passes_output_to_stderr(
     # two pipes: their relative order is up to the scheduler, their content is not
     assert sorted(record["output"].splitlines()) == ["err", "out"]
     assert sorted(proc.stderr.splitlines()) == ["err", "out"]
+
+
+def test_output_without_a_final_newline_stays_apart_from_jobgates_own_lines(jg: Env) -> None:
+    proc = jg.cli("run", "--", "printf", "%s", "no newline at the end")
+    assert proc.returncode == 0 and proc.stdout == "no newline at the end"
+    job = jg.cli_json("result")["job"]
+    assert job["output"] == "no newline at the end"
+    log = jg.cli("log", job["id"]).stdout.splitlines()
+    assert "no newline at the end" in log  # a line of its own in the log
+    assert log[-1].endswith("jobgate: command exited with code 0")
+
+
+def test_bytes_that_are_not_utf8_are_kept_in_the_result(jg: Env) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobgate", "run", "--", "printf", "caf\\351\\n"],
+        cwd=jg.workspace,
+        env=jg.env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout == b"caf\xe9\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "jobgate", "result"],
+        cwd=jg.workspace,
+        env=jg.env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert b"caf\xe9\n" in result.stdout  # the byte itself, not U+FFFD

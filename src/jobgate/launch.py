@@ -19,7 +19,7 @@ import sys
 
 from jobgate import config as config_mod
 from jobgate import liveness, model
-from jobgate.errors import JobgateError
+from jobgate.errors import EXIT_FAILED, JobgateError
 from jobgate.store import Store, log_line
 
 TYPE_CHECKING = False
@@ -96,7 +96,7 @@ def start_background(
                 close_fds=True,
             )
         except OSError as exc:
-            raise JobgateError(f"cannot start the jobgate worker: {exc}") from None
+            raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None
         finally:
             os.close(err_fd)
         ident = liveness.capture(proc.pid) or {"pid": proc.pid}

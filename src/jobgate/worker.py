@@ -54,7 +54,7 @@ def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> s
             data = fh.read(end - start)
     except OSError:
         return ""
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "surrogateescape")  # bytes kept: stored as \udcXX escapes
     return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
 
 
@@ -218,6 +218,9 @@ def run_job(
             held.abandon()  # the record did not commit: the command must never run
         raise
     assert held is not None
+    # logged before the release, so no output of the command can come before it (a first
+    # output line without its newline would glue to it)
+    log_line(log_path, f"jobgate: running, command pid {held.pid}")
     error = held.release(str((job.get("command") or ["?"])[0]))
     proc = held.proc
     if error is not None:
@@ -227,7 +230,6 @@ def run_job(
         if foreground:
             sys.stderr.write(f"jobgate: error: {error}\n")
         return 127
-    log_line(log_path, f"jobgate: running, command pid {proc.pid}")
 
     if foreground:
         _forward_signals(proc)
@@ -245,8 +247,26 @@ def run_job(
     _record_end(
         store, job_id, lambda j: model.mark_exited(j, exit_code=code, signal=sig, output=output)
     )
+    _end_line(log_path)
     log_line(log_path, f"jobgate: command {what}")
     return code
+
+
+def _end_line(log_path: str) -> None:
+    """Finish the command's last output line (if it had no newline), so jobgate's own
+    line after it stays a line of its own."""
+    try:
+        fd = os.open(log_path, os.O_RDWR | os.O_APPEND)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _record_end(
