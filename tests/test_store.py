@@ -279,3 +279,30 @@ def test_a_commit_removes_old_temp_files_of_killed_writers_but_not_fresh_ones(
         tx.put(_job("run-a"))
     assert [p for p in stale if p.exists()] == []
     assert fresh.exists() and unrelated.exists()
+
+
+def test_retention_removes_old_logs_and_final_message_files_no_record_names(
+    store: Store,
+) -> None:
+    jobs = Path(store.jobs_dir)
+    with store.transaction() as tx:
+        tx.put(dict(_job("run-kept"), resultFile=str(jobs / "aa.last-message")))
+    old = time.time() - 3600
+    files = {
+        "run-kept.log": True,  # its job is in the index
+        "aa.last-message": True,  # named by a record
+        "run-orphan.log": False,  # left by a launch that never committed
+        "bb.last-message": False,  # a task whose record never committed
+        "run-fileonly.json": True,  # job files are never removed here
+        "run-fileonly.log": True,  # ... nor the log beside one
+        "notes.txt": True,  # not ours to judge
+    }
+    for name in files:
+        (jobs / name).write_text("x\n")
+        os.utime(jobs / name, (old, old))
+    (jobs / "run-fresh.log").write_text("a launch in progress\n")  # too young to judge
+    files["run-fresh.log"] = True
+    with store.transaction() as tx:  # as at the end of a job: a write with retention
+        tx.put(_job("run-other"))
+        tx.max_finished = 50
+    assert {n for n in files if (jobs / n).exists()} == {n for n, keep in files.items() if keep}

@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 INDEX_VERSION = 1
+#: a log or final-message file that no record names is removed once this old
+ORPHAN_SECONDS = 300.0
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
@@ -322,6 +324,34 @@ class Transaction:
         except (JobgateError, ValueError, TypeError, KeyError):
             self.max_finished = None
 
+    def _remove_orphans(self, min_age: float = ORPHAN_SECONDS) -> None:
+        """Remove logs and agents' final-message files that no record names any more:
+        what a ``run --background`` killed before its record was committed (or a disk
+        that was full) leaves behind. Job files are never removed here. The age
+        threshold spares a file whose record is about to be committed."""
+        ids = {str(j.get("id")) for j in self.jobs}
+        named = {j.get("resultFile") for j in self.jobs}
+        cutoff = time.time() - min_age
+        try:
+            names = os.listdir(self.store.jobs_dir)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(self.store.jobs_dir, name)
+            if name.endswith(".log"):
+                job_id = name[: -len(".log")]
+                if job_id in ids or not model.is_safe_id(job_id):
+                    continue
+                if os.path.lexists(os.path.join(self.store.jobs_dir, f"{job_id}.json")):
+                    continue
+            elif not name.endswith(".last-message") or path in named:
+                continue
+            try:
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
+            except OSError:
+                continue
+
     def _commit(self) -> None:
         if self.max_finished is not None:
             kept, dropped = model.prune(self.jobs, self.max_finished, self.spare)
@@ -342,6 +372,8 @@ class Transaction:
             _unlink_quietly(path)
         remove_stale_temp_files(self.store.state_dir)
         remove_stale_temp_files(self.store.jobs_dir)
+        if self.max_finished is not None:
+            self._remove_orphans()
         self._staged.clear()
         self._removed.clear()
         self._extra_files.clear()
