@@ -126,3 +126,19 @@ def test_bytes_that_are_not_utf8_are_kept_in_the_result(jg: Env) -> None:
         timeout=60,
     )
     assert b"caf\xe9\n" in result.stdout  # the byte itself, not U+FFFD
+
+
+def test_foreground_run_with_stdout_closed_still_runs_and_records(jg: Env) -> None:
+    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -c "{code}" run -- echo into-the-log >&-'],
+        cwd=jg.workspace,
+        env=jg.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    job = jg.cli_json("result")["job"]
+    assert job["status"] == "completed" and job["output"] == "into-the-log\n"

@@ -88,3 +88,46 @@ def test_arguments_that_are_not_utf8_reach_the_command_byte_for_byte(tmp_path: P
     assert held.release("printf") is None
     out, _err = held.proc.communicate(timeout=30)
     assert out == b"caf\xe9 \xff"
+
+
+def _sigign_mask(out: bytes) -> int:
+    line = next(ln for ln in out.decode().splitlines() if ln.startswith("SigIgn:"))
+    return int(line.split()[1], 16)
+
+
+def test_the_command_gets_default_sigpipe_and_sigxfsz_not_pythons_ignore(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    held = _held(tmp_path, "sh", "-c", "grep SigIgn /proc/self/status; yes | head -1")
+    assert held.release("sh") is None
+    out, _err = held.proc.communicate(timeout=30)  # `yes` ends on SIGPIPE, so this ends
+    mask = _sigign_mask(out)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not mask & (1 << (sig - 1)), f"{sig!r} is ignored in the command"
+    assert out.endswith(b"y\n")
+
+
+def test_the_command_gets_the_environment_it_was_given_and_nothing_more(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env["LANG"] = "C"  # Python coerces the C locale and sets LC_CTYPE for itself
+    held = spawn.start_held(
+        ["env"], cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert held.release("env") is None
+    out, _err = held.proc.communicate(timeout=30)
+    got = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    assert "LC_CTYPE" not in got and got["LANG"] == "C"
+
+
+def test_a_script_whose_interpreter_is_missing_is_named_as_such(tmp_path: Path) -> None:
+    script = tmp_path / "script"
+    script.write_text("#!/no/such/interpreter\necho hi\n")
+    script.chmod(0o755)
+    held = _held(tmp_path, str(script))
+    error = held.release(str(script))
+    held.proc.communicate(timeout=30)
+    assert error == f"cannot run {script}: the interpreter on its #! line was not found"

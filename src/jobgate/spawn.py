@@ -31,16 +31,25 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: the held process: argv is ``GATE_FD REPORT_FD PROGRAM [ARG...]``
+#: the held process: argv is ``GATE_FD REPORT_FD KEEP_LC_CTYPE PROGRAM [ARG...]``.
+#: Before ``exec`` it undoes what starting Python did to the process: Python ignores
+#: SIGPIPE and SIGXFSZ (an ignored signal stays ignored across ``exec``: ``yes | head``
+#: would never end), and with the C locale it adds ``LC_CTYPE`` to the environment.
 _HELD = """\
-import os, sys
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 gate, report = int(sys.argv[1]), int(sys.argv[2])
 if os.read(gate, 1) != b"g":
     os._exit(125)
 os.close(gate)
 os.set_inheritable(report, False)
+for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+if sys.argv[3] == "0":
+    os.environ.pop("LC_CTYPE", None)
 try:
-    os.execvp(sys.argv[3], sys.argv[3:])
+    os.execvp(sys.argv[4], sys.argv[4:])
 except OSError as exc:
     os.write(report, str(exc.errno).encode())
 os._exit(127)
@@ -59,7 +68,7 @@ class HeldCommand:
         self._gate_w: int | None = gate_w
         self._report_r = report_r
 
-    def release(self, program: str) -> str | None:
+    def release(self, program: str, path: str | None = None) -> str | None:
         """Let it run the command. None once ``exec`` succeeded, else why it could not
         (the held process then exits with 127)."""
         gate, self._gate_w = self._gate_w, None
@@ -81,7 +90,7 @@ class HeldCommand:
             os.close(self._report_r)
         if not report:
             return None
-        return _exec_error(program, report)
+        return _exec_error(program, report, path)
 
     def abandon(self) -> None:
         """Close the gate without releasing it: the held process exits (125), reaped here."""
@@ -102,7 +111,11 @@ def start_held(
     report_r, report_w = os.pipe()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _HELD, str(gate_r), str(report_w), *argv],
+            [
+                *[sys.executable, "-I", "-S", "-c", _HELD, str(gate_r), str(report_w)],
+                "1" if "LC_CTYPE" in env else "0",
+                *argv,
+            ],
             cwd=cwd,
             env=env,
             pass_fds=(gate_r, report_w),
@@ -118,12 +131,19 @@ def start_held(
     return HeldCommand(proc, gate_w, report_r)
 
 
-def _exec_error(program: str, report: bytes) -> str:
+def _exec_error(program: str, report: bytes, path: str | None = None) -> str:
+    """Why ``exec`` failed, from the ``errno`` the held process reported; ``path`` is the
+    ``PATH`` it searched."""
     try:
         code = int(report.decode("ascii", "replace").strip())
     except ValueError:
         return f"cannot run {program}"
     if code == errno_mod.ENOENT:
+        import shutil
+
+        if shutil.which(program, path=path) is not None:
+            # the file is there and executable: what is missing is its #! interpreter
+            return f"cannot run {program}: the interpreter on its #! line was not found"
         return f"command not found: {program}"
     if code in (errno_mod.EACCES, errno_mod.EPERM):
         return f"permission denied running {program}"

@@ -34,6 +34,10 @@ FOREVER = float("inf")
 #: how much of the command's output is kept as the job's result
 OUTPUT_KEEP_BYTES = 64 * 1024
 JOB_ENV = "JOBGATE_JOB_ID"
+#: marks a background worker (set by :mod:`jobgate.launch`, not passed to the command):
+#: cancelling another job never collects a worker of this job, even one adopted into
+#: that job's tree by a subreaper
+WORKER_ENV = "JOBGATE_WORKER_OF"
 
 
 def _log_size(path: str) -> int:
@@ -89,7 +93,7 @@ def _start_command(
     job: model.Job, log_path: str, foreground: bool
 ) -> tuple[HeldCommand | None, str | None]:
     """The job's command, started held at its gate (:mod:`jobgate.spawn`), or why not."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != WORKER_ENV}
     env[JOB_ENV] = str(job["id"])
     argv = [str(a) for a in job.get("command") or []]
     if not argv:
@@ -115,7 +119,16 @@ def _start_command(
     return held, None
 
 
-def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes], err: IO[bytes]) -> None:
+def _stream(text: IO[str] | None) -> IO[bytes] | None:
+    """The byte stream under ``sys.stdout``/``sys.stderr``; None when that descriptor was
+    closed when jobgate started (``jobgate run -- cmd >&-``): output then only goes to
+    the log."""
+    return getattr(text, "buffer", None)
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes] | None, err: IO[bytes] | None
+) -> None:
     """Foreground: copy the command's stdout to ``out`` and its stderr to ``err`` as they
     come, and both, in the order they arrive, to the log."""
     import selectors
@@ -136,6 +149,8 @@ def _pump(proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes], err: IO[
                     sel.unregister(key.fd)
                     continue
                 os.write(fd, chunk)
+                if key.data is None:
+                    continue
                 try:
                     key.data.write(chunk)
                     key.data.flush()
@@ -162,7 +177,7 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
         except OSError:
             pass
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         try:
             signal.signal(sig, forward)
         except (OSError, ValueError):  # pragma: no cover - not main thread
@@ -221,8 +236,15 @@ def run_job(
     # logged before the release, so no output of the command can come before it (a first
     # output line without its newline would glue to it)
     log_line(log_path, f"jobgate: running, command pid {held.pid}")
-    error = held.release(str((job.get("command") or ["?"])[0]))
     proc = held.proc
+    if foreground:
+        # from the release on, Ctrl-C & co. must reach the command, not end jobgate
+        # and leave the command running unseen
+        _forward_signals(proc)
+    program = str((job.get("command") or ["?"])[0])
+    if os.sep in program and job.get("cwd"):
+        program = os.path.join(str(job["cwd"]), program)
+    error = held.release(program, os.environ.get("PATH"))
     if error is not None:
         proc.wait()
         _record_end(store, job_id, lambda j: model.mark_failed(j, error))
@@ -232,9 +254,8 @@ def run_job(
         return 127
 
     if foreground:
-        _forward_signals(proc)
-        out = sys.stderr.buffer if stdout_to_stderr else sys.stdout.buffer
-        _pump(proc, log_path, out, sys.stderr.buffer)
+        out = _stream(sys.stderr if stdout_to_stderr else sys.stdout)
+        _pump(proc, log_path, out, _stream(sys.stderr))
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
