@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -65,10 +66,18 @@ def test_same_pid_with_other_start_time_is_reused() -> None:
     try:
         ident = liveness.capture(proc.pid)
         assert ident is not None
-        forged = dict(ident, startTicks=ident["startTicks"] - 500, startTime=ident["startTime"] - 5)
+        # a record of a process that started 5 s earlier (kept without the pidfs inode,
+        # as recorded by a kernel without pidfs: then start times decide)
+        earlier = {k: v for k, v in ident.items() if k != "pidfsIno"}
+        forged = dict(
+            earlier, startTicks=ident["startTicks"] - 500, startTime=ident["startTime"] - 5
+        )
         verdict, evidence = liveness.probe(forged)
         assert verdict == liveness.REUSED
         assert evidence == f"pid {proc.pid} now belongs to another process"
+        if "pidfsIno" in ident:  # where recorded, the pidfs inode is the proof that wins
+            shifted = dict(ident, startTicks=ident["startTicks"] - 500)
+            assert liveness.probe(shifted)[0] == liveness.ALIVE
     finally:
         proc.kill()
         proc.wait()
@@ -274,3 +283,87 @@ def test_a_renamed_host_with_the_same_boot_is_still_this_machine() -> None:
     finally:
         live.kill()
         live.wait()
+
+
+def _unshare_works(*flags: str) -> str | None:
+    if shutil.which("unshare") is None:
+        return "needs unshare(1)"
+    probe = subprocess.run(["unshare", *flags, "--fork", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        return f"unshare {' '.join(flags)} is not possible here: {probe.stderr!r}"
+    return None
+
+
+def _status_from(jg: Env, job_id: str, *unshare: str) -> dict[str, Any]:
+    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [
+            *["unshare", *unshare, "--fork", sys.executable, "-c", code],
+            *["--cwd", str(jg.workspace), "status", job_id, "--json"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=jg.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    job: dict[str, Any] = json.loads(proc.stdout)["job"]
+    return job
+
+
+@pytest.mark.skipif(_unshare_works("-T") is not None, reason=str(_unshare_works("-T")))
+def test_a_reader_in_another_time_namespace_still_sees_the_job_running(jg: Env) -> None:
+    """Start ticks read shifted by a boottime offset; the pidfs inode still proves it."""
+    job = start_running(jg, "sleep", "300")
+    if "pidfsIno" not in job["commandProcess"]:
+        pytest.skip("this kernel has no pidfs inode numbers (Linux < 6.9)")
+    seen = _status_from(jg, job["id"], "-T", "--boottime", "1000")
+    assert seen["status"] == "running", seen
+    assert jg.job(job["id"])["status"] == "running"
+
+
+@pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
+@pytest.mark.parametrize("mount_proc", [True, False], ids=["own-proc", "host-proc"])
+def test_a_reader_in_another_pid_namespace_never_writes_a_running_job_down_as_lost(
+    jg: Env, mount_proc: bool
+) -> None:
+    job = start_running(jg, "sleep", "300")
+    flags = ["-p", "-m", "--mount-proc"] if mount_proc else ["-p"]
+    seen = _status_from(jg, job["id"], *flags)
+    assert seen["status"] == "running", seen  # it cannot see the job's pids: no verdict
+    assert jg.job(job["id"])["status"] == "running"
+
+
+@pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
+def test_a_pid_that_now_names_a_thread_of_another_process_is_not_the_job() -> None:
+    if liveness.pidfs_inode(os.getpid()) is None:
+        pytest.skip("this kernel has no pidfs inode numbers (Linux < 6.9)")
+    old = dead_identity()
+    code = (
+        "import sys, threading, time\n"
+        "with open('/proc/sys/kernel/ns_last_pid', 'w') as fh: fh.write(sys.argv[1])\n"
+        "t = threading.Thread(target=time.sleep, args=(30,), daemon=True); t.start()\n"
+        "print(t.native_id, flush=True); time.sleep(30)\n"
+    )
+    for _attempt in range(20):
+        host = subprocess.Popen(
+            [sys.executable, "-c", code, str(old["pid"] - 1)], stdout=subprocess.PIPE
+        )
+        assert host.stdout is not None
+        tid = int(host.stdout.readline())
+        if tid == old["pid"]:
+            break
+        host.kill()
+        host.wait()
+    else:
+        pytest.skip("could not place a thread on the freed pid")
+    try:
+        st = liveness.read_proc_stat(tid)
+        assert st is not None
+        # as if the thread had started in the very clock tick of the recorded process
+        forged = dict(old, startTicks=st[1])
+        verdict, _ = liveness.probe(forged)
+        assert verdict == liveness.REUSED
+    finally:
+        host.kill()
+        host.wait()

@@ -33,6 +33,7 @@ neither alive nor dead.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -58,6 +59,7 @@ _boot_id_cache: list[str | None] = []
 _btime_cache: list[float] = []
 _host_cache: list[str] = []
 _pidfs_cache: list[bool] = []
+_pidns_cache: list[str | None] = []
 
 
 def boot_id() -> str | None:
@@ -188,28 +190,44 @@ def pidfs_inode(pid: int) -> int | None:
     there is no such process."""
     if not _pidfs_ok():
         return None
-    return _pidfd_inode(pid)
+    return _pidfd_lookup(pid)[0]
 
 
-def _pidfd_inode(pid: int) -> int | None:
+def _pidfd_lookup(pid: int) -> tuple[int | None, int]:
+    """``(inode, 0)`` of a pidfd for ``pid``, else ``(None, errno)``: ``ESRCH`` no such
+    process; ``EINVAL`` or ``ENOENT`` (by kernel version) the id is a thread's."""
     try:
         fd = os.pidfd_open(pid)
-    except (OSError, AttributeError, ValueError, OverflowError):
-        return None
+    except OSError as exc:
+        return None, exc.errno or 0
+    except (AttributeError, ValueError, OverflowError):
+        return None, -1
     try:
-        return os.fstat(fd).st_ino
-    except OSError:  # pragma: no cover
-        return None
+        return os.fstat(fd).st_ino, 0
+    except OSError as exc:  # pragma: no cover
+        return None, exc.errno or 0
     finally:
         os.close(fd)
 
 
 def _pidfs_ok() -> bool:
     if not _pidfs_cache:
-        mine = _pidfd_inode(os.getpid())
-        other = _pidfd_inode(os.getppid() or 1)
+        mine = _pidfd_lookup(os.getpid())[0]
+        other = _pidfd_lookup(os.getppid() or 1)[0]
         _pidfs_cache.append(mine is not None and other is not None and mine != other)
     return _pidfs_cache[0]
+
+
+def pid_namespace() -> str | None:
+    """Linux: this process's pid namespace (``pid:[4026531836]``), else None. Pids mean
+    something only inside the namespace they were recorded in."""
+    if not _pidns_cache:
+        try:
+            value: str | None = os.readlink("/proc/self/ns/pid")
+        except (OSError, AttributeError):
+            value = None
+        _pidns_cache.append(value)
+    return _pidns_cache[0]
 
 
 def capture(pid: int) -> dict[str, Any] | None:
@@ -225,6 +243,9 @@ def capture(pid: int) -> dict[str, Any] | None:
         ident["startTicks"] = info["startTicks"]
     if ino is not None:
         ident["pidfsIno"] = ino
+    ns = pid_namespace()
+    if ns:
+        ident["pidNs"] = ns
     bid = boot_id()
     if bid:
         ident["bootId"] = bid
@@ -256,6 +277,10 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
     if rec_boot and here_boot and rec_boot != here_boot:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
+    rec_ns = ident.get("pidNs")
+    if rec_ns and pid_namespace() and rec_ns != pid_namespace():
+        # a reader in a container (or unshare -p) sees other processes under these pids
+        return UNVERIFIED, f"pid {pid} was recorded in another pid namespace than this one"
     info = proc_info(pid)
     if info is None:
         return GONE, f"pid {pid} is gone"
@@ -263,6 +288,20 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return ZOMBIE, f"pid {pid} has exited (zombie, not yet reaped)"
     if "startTime" not in info:
         return UNVERIFIED, f"pid {pid} exists but its start time cannot be read here"
+    rec_ino = ident.get("pidfsIno")
+    if isinstance(rec_ino, int) and same_boot and _pidfs_ok():
+        # Exact: the pidfs inode is unique per process on this boot. It tells apart a pid
+        # reused within the same 10 ms clock tick (which start times cannot), and proves
+        # the same process where start ticks read differently (a time namespace).
+        ino, err = _pidfd_lookup(pid)
+        if ino == rec_ino:
+            return ALIVE, f"pid {pid} is alive"
+        if ino is not None or err in (errno.EINVAL, errno.ENOENT):
+            # another process; or, as /proc showed a task there, now a thread's id
+            # (pidfd_open refuses those: EINVAL on older kernels, ENOENT on newer ones)
+            return REUSED, f"pid {pid} now belongs to another process"
+        if err == errno.ESRCH:
+            return GONE, f"pid {pid} is gone"
     rec_ticks = ident.get("startTicks")
     if isinstance(rec_ticks, int) and "startTicks" in info:
         same = rec_ticks == info["startTicks"]
@@ -274,13 +313,6 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         same = abs(float(rec_time) - float(info["startTime"])) <= START_TOLERANCE
     if not same:
         return REUSED, f"pid {pid} now belongs to another process"
-    rec_ino = ident.get("pidfsIno")
-    if isinstance(rec_ino, int) and rec_boot:
-        # start times have clock-tick (10 ms) resolution; the pidfs inode tells apart
-        # even a pid reused within the same tick (recorded and checked on one boot only)
-        ino = pidfs_inode(pid)
-        if ino is not None and ino != rec_ino:
-            return REUSED, f"pid {pid} now belongs to another process"
     return ALIVE, f"pid {pid} is alive"
 
 
