@@ -223,3 +223,37 @@ def test_a_job_started_inside_another_job_is_its_own_and_outlives_the_outer_canc
     assert still["status"] == "running", still  # not "lost": nobody touched it
     assert liveness.is_alive(still["commandProcess"]) and liveness.is_alive(still["workerProcess"])
     assert jg.cli("cancel", inner["id"], "--grace", "1").returncode == 0
+
+
+SUBREAPER = """\
+import ctypes, subprocess, sys, time
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+subprocess.call([sys.executable, "-m", "jobgate", "run", "--background", "--name", "inner",
+                 "--", "sleep", "300"], stdout=subprocess.DEVNULL)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER")
+def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_outer_cancel(
+    jg: Env,
+) -> None:
+    """tini -s, dumb-init, a shell's pid 1: orphans of the outer tree get re-parented into
+    it, inner job's worker included; cancelling the outer job must still spare it."""
+    outer = _running(jg, sys.executable, "-c", SUBREAPER)
+    deadline = time.monotonic() + 30
+    inner = None
+    while inner is None:
+        found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
+        if found and found[0].get("commandPid"):
+            inner = found[0]
+        assert time.monotonic() < deadline, "the inner job never started"
+        time.sleep(0.1)
+    worker = psutil.Process(inner["pid"])
+    assert worker.ppid() == outer["commandPid"]  # adopted into the outer tree
+
+    assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
+    still = jg.job(inner["id"])
+    assert still["status"] == "running", still
+    assert liveness.is_alive(still["workerProcess"]) and liveness.is_alive(still["commandProcess"])
+    assert jg.cli("cancel", inner["id"], "--grace", "1").returncode == 0

@@ -84,6 +84,7 @@ def start_background(
         # must not carry the outer job's mark, or ending the outer job's tree (cancel,
         # session end) would end this one too and leave its record to be found "lost".
         env = {k: v for k, v in os.environ.items() if k != "JOBGATE_JOB_ID"}
+        env["JOBGATE_WORKER_OF"] = job["id"]  # see jobgate.worker.WORKER_ENV
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_BOOT, _package_parent(), store.state_dir, job["id"]],

@@ -85,7 +85,34 @@ def collect(roots: list[dict[str, Any]], job_id: str | None) -> list[psutil.Proc
             except psutil.Error:
                 continue
     procs.pop(os.getpid(), None)
+    if job_id:
+        _drop_other_jobs(procs, job_id)
     return list(procs.values())
+
+
+def _drop_other_jobs(procs: dict[int, psutil.Process], job_id: str) -> None:
+    """Remove from ``procs`` every process marked as another job's (its command, with
+    ``JOBGATE_JOB_ID`` of another id, or its worker, with ``JOBGATE_WORKER_OF``) and all
+    its descendants. A job started from inside this one is a job of its own; so is one
+    whose orphaned worker a subreaper in this tree adopted."""
+    import psutil
+
+    for pid, proc in list(procs.items()):
+        if pid not in procs:
+            continue
+        try:
+            env = proc.environ()
+        except psutil.Error:
+            continue
+        own = env.get("JOBGATE_JOB_ID"), env.get("JOBGATE_WORKER_OF")
+        if all(mark in (None, job_id) for mark in own):
+            continue
+        procs.pop(pid, None)
+        try:
+            for child in proc.children(recursive=True):
+                procs.pop(child.pid, None)
+        except psutil.Error:
+            continue
 
 
 def _signal_all(procs: list[psutil.Process], sig: int) -> list[str]:
