@@ -306,3 +306,25 @@ def test_retention_removes_old_logs_and_final_message_files_no_record_names(
         tx.put(_job("run-other"))
         tx.max_finished = 50
     assert {n for n in files if (jobs / n).exists()} == {n for n, keep in files.items() if keep}
+
+
+def test_retention_knows_a_final_message_file_named_through_a_symlinked_state_root(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    by_link = Store(str(link / "ws-0123456789abcdef"), str(tmp_path))
+    by_link.ensure()
+    message = Path(by_link.jobs_dir) / "aa.last-message"
+    with by_link.transaction() as tx:  # a task started with JOBGATE_HOME=link
+        tx.put(dict(_job("task-x", model.RUNNING), resultFile=str(message)))
+    message.write_text("partial\n")
+    old = time.time() - 3600
+    os.utime(message, (old, old))
+    by_real = Store(str(real / "ws-0123456789abcdef"), str(tmp_path))
+    with by_real.transaction() as tx:  # a job ending, seen with JOBGATE_HOME=real
+        tx.put(_job("run-y"))
+        tx.max_finished = 50
+    assert message.exists()

@@ -303,8 +303,11 @@ class Transaction:
         for job in self.jobs:
             if job.get("id") == job_id:
                 extra = job.get("resultFile")
-                if isinstance(extra, str) and os.path.dirname(extra) == self.store.jobs_dir:
-                    self._extra_files.add(extra)
+                if isinstance(extra, str) and extra.endswith(".last-message"):
+                    # only ever a file directly in jobs/, whatever the spelling of its path
+                    self._extra_files.add(
+                        os.path.join(self.store.jobs_dir, os.path.basename(extra))
+                    )
         self.jobs = [j for j in self.jobs if j.get("id") != job_id]
         self._staged.pop(job_id, None)
         self._removed.add(job_id)
@@ -330,7 +333,9 @@ class Transaction:
         that was full) leaves behind. Job files are never removed here. The age
         threshold spares a file whose record is about to be committed."""
         ids = {str(j.get("id")) for j in self.jobs}
-        named = {j.get("resultFile") for j in self.jobs}
+        # by name: a record may spell the state root another way (a symlinked
+        # $JOBGATE_HOME), and these files only ever live directly in jobs/
+        named = {os.path.basename(str(j.get("resultFile"))) for j in self.jobs}
         cutoff = time.time() - min_age
         try:
             names = os.listdir(self.store.jobs_dir)
@@ -344,7 +349,7 @@ class Transaction:
                     continue
                 if os.path.lexists(os.path.join(self.store.jobs_dir, f"{job_id}.json")):
                     continue
-            elif not name.endswith(".last-message") or path in named:
+            elif not name.endswith(".last-message") or name in named:
                 continue
             try:
                 if os.lstat(path).st_mtime < cutoff:
