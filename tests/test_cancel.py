@@ -257,3 +257,20 @@ def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_oute
     assert still["status"] == "running", still
     assert liveness.is_alive(still["workerProcess"]) and liveness.is_alive(still["commandProcess"])
     assert jg.cli("cancel", inner["id"], "--grace", "1").returncode == 0
+
+
+def test_cancel_ends_a_command_whose_main_thread_exited_while_others_run(jg: Env) -> None:
+    from test_liveness import MAIN_THREAD_EXITS
+
+    job = _running(jg, sys.executable, "-c", MAIN_THREAD_EXITS)
+    deadline = time.monotonic() + 20
+    proc = psutil.Process(job["commandPid"])
+    while proc.status() != psutil.STATUS_ZOMBIE:  # main thread gone, one thread runs
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert jg.job(job["id"])["status"] == "running"
+    assert jg.cli("cancel", job["id"], "--grace", "1").returncode == 0
+    deadline = time.monotonic() + 20
+    while proc.is_running() and proc.num_threads() > 1:
+        assert time.monotonic() < deadline, "its threads outlived the cancel"
+        time.sleep(0.02)

@@ -367,3 +367,28 @@ def test_a_pid_that_now_names_a_thread_of_another_process_is_not_the_job() -> No
     finally:
         host.kill()
         host.wait()
+
+
+MAIN_THREAD_EXITS = (
+    "import ctypes, threading, time\n"
+    "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+    "print('ready', flush=True)\n"
+    "ctypes.CDLL(None).pthread_exit(None)\n"
+)
+
+
+def test_a_process_whose_main_thread_exited_while_others_run_is_alive() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", MAIN_THREAD_EXITS], stdout=subprocess.PIPE)
+    try:
+        ident = liveness.capture(proc.pid)
+        assert ident is not None and proc.stdout is not None
+        proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert psutil.Process(proc.pid).num_threads() > 1  # a "zombie" that still runs
+        assert liveness.probe(ident)[0] == liveness.ALIVE
+    finally:
+        proc.kill()
+        proc.wait()

@@ -95,16 +95,20 @@ def _sigign_mask(out: bytes) -> int:
     return int(line.split()[1], 16)
 
 
-def test_the_command_gets_default_sigpipe_and_sigxfsz_not_pythons_ignore(
+def test_the_command_gets_default_sigpipe_sigxfsz_and_sighup_whatever_we_ignore(
     tmp_path: Path,
 ) -> None:
     import signal
 
-    held = _held(tmp_path, "sh", "-c", "grep SigIgn /proc/self/status; yes | head -1")
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as the background worker does
+    try:
+        held = _held(tmp_path, "sh", "-c", "grep SigIgn /proc/self/status; yes | head -1")
+    finally:
+        signal.signal(signal.SIGHUP, before)
     assert held.release("sh") is None
     out, _err = held.proc.communicate(timeout=30)  # `yes` ends on SIGPIPE, so this ends
     mask = _sigign_mask(out)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP):
         assert not mask & (1 << (sig - 1)), f"{sig!r} is ignored in the command"
     assert out.endswith(b"y\n")
 

@@ -113,7 +113,9 @@ def read_proc_stat(pid: int) -> tuple[str, int] | None:
     """Linux: ``(state, start_ticks)`` of ``pid`` from ``/proc/<pid>/stat``, or None.
 
     The command name (field 2) may contain spaces and parentheses, so the fields are
-    split after the *last* ``)``.
+    split after the *last* ``)``. A process whose main thread has exited while other
+    threads still run shows state ``Z`` with more than one thread: it is alive, and is
+    reported with state ``L`` (this module's own letter) so no one takes it for a zombie.
     """
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
@@ -130,7 +132,10 @@ def read_proc_stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = data[end + 2 :].split()
     try:
-        return fields[0].decode("ascii"), int(fields[19])
+        state = fields[0].decode("ascii")
+        if state == "Z" and int(fields[17]) > 1:  # num_threads: its other threads run on
+            state = "L"
+        return state, int(fields[19])
     except (IndexError, ValueError):
         return None
 

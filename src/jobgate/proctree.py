@@ -123,7 +123,7 @@ def _signal_all(procs: list[psutil.Process], sig: int) -> list[str]:
         try:
             # psutil re-checks that this pid still has the start time it had when the
             # Process object was created, and raises NoSuchProcess if it was reused.
-            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+            if not proc.is_running() or _exited(proc):
                 continue
             proc.send_signal(sig)
         except psutil.NoSuchProcess:
@@ -166,6 +166,15 @@ def _still_running(proc: psutil.Process) -> bool:
     import psutil
 
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return proc.is_running() and not _exited(proc)
     except psutil.Error:
         return False
+
+
+def _exited(proc: psutil.Process) -> bool:
+    """A zombie whose threads have all exited. (A process whose main thread called
+    ``pthread_exit`` shows as a zombie while its other threads still run: it is alive
+    and a signal to it reaches them.)"""
+    import psutil
+
+    return proc.status() == psutil.STATUS_ZOMBIE and proc.num_threads() <= 1

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 #: the held process: argv is ``GATE_FD REPORT_FD KEEP_LC_CTYPE PROGRAM [ARG...]``.
 #: Before ``exec`` it undoes what starting Python did to the process: Python ignores
 #: SIGPIPE and SIGXFSZ (an ignored signal stays ignored across ``exec``: ``yes | head``
-#: would never end), and with the C locale it adds ``LC_CTYPE`` to the environment.
+#: would never end), and with the C locale it adds ``LC_CTYPE`` to the environment. It
+#: also gives back SIGHUP, which the background worker ignores for itself (a command
+#: started with it ignored could not trap it, nor pass it on to its children).
 _HELD = """\
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -43,7 +45,7 @@ if os.read(gate, 1) != b"g":
     os._exit(125)
 os.close(gate)
 os.set_inheritable(report, False)
-for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ", "SIGHUP"):
     if hasattr(signal, name):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
 if sys.argv[3] == "0":
