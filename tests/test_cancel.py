@@ -274,3 +274,50 @@ def test_cancel_ends_a_command_whose_main_thread_exited_while_others_run(jg: Env
     while proc.is_running() and proc.num_threads() > 1:
         assert time.monotonic() < deadline, "its threads outlived the cancel"
         time.sleep(0.02)
+
+
+def test_descendants_carrying_another_jobs_mark_are_still_ended_by_cancel(jg: Env) -> None:
+    """A mark alone proves nothing: only a real, recorded background job is spared."""
+    job = _running(
+        jg,
+        "sh",
+        "-c",
+        "env JOBGATE_JOB_ID=decoy sleep 301 & env JOBGATE_WORKER_OF=decoy2 sleep 302 & "
+        "exec sleep 303",
+    )
+    cmd = psutil.Process(job["commandPid"])
+    deadline = time.monotonic() + 20
+    while len(cmd.children()) < 2:
+        assert time.monotonic() < deadline, "the decoys never started"
+        time.sleep(0.02)
+    decoys = cmd.children()
+    assert jg.cli("cancel", job["id"], "--grace", "1").returncode == 0
+    deadline = time.monotonic() + 20
+    while not _all_dead(decoys):
+        assert time.monotonic() < deadline, "a decoy outlived the cancel"
+        time.sleep(0.05)
+
+
+def test_a_foreground_job_inside_a_job_is_ended_with_it_even_if_it_ignores_term(
+    jg: Env,
+) -> None:
+    inner = (
+        f"{sys.executable} -m jobgate run --name inner -- "
+        "sh -c 'trap \"\" TERM; sleep 301; sleep 302'"
+    )
+    outer = _running(jg, "sh", "-c", inner)
+    deadline = time.monotonic() + 30
+    inner_job = None
+    while inner_job is None:
+        found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
+        if found and found[0].get("commandPid"):
+            inner_job = found[0]
+        assert time.monotonic() < deadline, "the inner job never started"
+        time.sleep(0.1)
+    inner_tree = [psutil.Process(inner_job["commandPid"])]
+    inner_tree += inner_tree[0].children(recursive=True)
+    assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
+    deadline = time.monotonic() + 20
+    while not _all_dead(inner_tree):
+        assert time.monotonic() < deadline, "the foreground inner job outlived the cancel"
+        time.sleep(0.05)

@@ -101,11 +101,11 @@ def cancel(
     if "command" in alive:
         # the command's tree (and env-marked strays) is what we end; a live worker
         # is spared so it can record the end itself
-        procs = proctree.collect([alive["command"]], job_id)
+        procs = proctree.collect([alive["command"]], job_id, _others(store))
         if "worker" in alive:
             procs = [p for p in procs if p.pid != alive["worker"]["pid"]]
     elif "worker" not in alive:
-        procs = proctree.collect([], job_id)  # strays only
+        procs = proctree.collect([], job_id, _others(store))  # strays only
     signalled = [p.pid for p in procs]
     killed, sig_problems = proctree.terminate_tree(procs, grace)
     problems += sig_problems
@@ -119,7 +119,7 @@ def cancel(
         while liveness.is_alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         if liveness.is_alive(worker):
-            leftover = proctree.collect([worker], job_id)
+            leftover = proctree.collect([worker], job_id, _others(store))
             signalled += [p.pid for p in leftover]
             more_killed, more_problems = proctree.terminate_tree(leftover, 1.0)
             killed += more_killed
@@ -155,7 +155,7 @@ def end_leftovers(store: Store, job_id: str, *, grace: float = 5.0) -> dict[str,
     """
     from jobgate import proctree
 
-    procs = proctree.collect([], job_id)
+    procs = proctree.collect([], job_id, _others(store))
     signalled = [p.pid for p in procs]
     killed, problems = proctree.terminate_tree(procs, grace)
     if signalled:
@@ -183,6 +183,15 @@ def wait(store: Store, job_id: str, timeout: float | None) -> model.Job | None:
         if deadline is not None:
             pause = max(0.0, min(pause, deadline - time.monotonic()))
         time.sleep(pause)
+
+
+def _others(store: Store) -> list[model.Job]:
+    """The workspace's job records as they are now (for telling apart jobs started from
+    inside the one being ended); [] if the index cannot be read."""
+    try:
+        return store.read_index()
+    except Exception:
+        return []
 
 
 def _recorded_processes(job: model.Job) -> list[tuple[str, dict[str, Any]]]:

@@ -53,9 +53,15 @@ def _marked_processes(job_id: str) -> list[int]:
     return found
 
 
-def collect(roots: list[dict[str, Any]], job_id: str | None) -> list[psutil.Process]:
+def collect(
+    roots: list[dict[str, Any]],
+    job_id: str | None,
+    others: list[dict[str, Any]] | None = None,
+) -> list[psutil.Process]:
     """Live, identity-verified processes of a job: ``roots`` (identities) and their
-    descendants, plus env-marked strays. Reused pids are never included."""
+    descendants, plus env-marked strays. Reused pids are never included. ``others``
+    (the workspace's job records) lets it leave out background jobs started from inside
+    this one (see :func:`_drop_other_jobs`)."""
     import psutil
 
     procs: dict[int, psutil.Process] = {}
@@ -85,27 +91,43 @@ def collect(roots: list[dict[str, Any]], job_id: str | None) -> list[psutil.Proc
             except psutil.Error:
                 continue
     procs.pop(os.getpid(), None)
-    if job_id:
-        _drop_other_jobs(procs, job_id)
+    if job_id and others:
+        _drop_other_jobs(procs, job_id, others)
     return list(procs.values())
 
 
-def _drop_other_jobs(procs: dict[int, psutil.Process], job_id: str) -> None:
-    """Remove from ``procs`` every process marked as another job's (its command, with
-    ``JOBGATE_JOB_ID`` of another id, or its worker, with ``JOBGATE_WORKER_OF``) and all
-    its descendants. A job started from inside this one is a job of its own; so is one
-    whose orphaned worker a subreaper in this tree adopted."""
+def _drop_other_jobs(
+    procs: dict[int, psutil.Process], job_id: str, others: list[dict[str, Any]]
+) -> None:
+    """Leave out of ``procs`` the background jobs started from inside this one, each
+    with its subtree: a process that is, by its recorded and still matching identity,
+    another background job's worker (``JOBGATE_WORKER_OF``) or command
+    (``JOBGATE_JOB_ID``). Those are jobs of their own (and a subreaper in this tree may
+    have adopted them). A mark alone proves nothing: a descendant that merely carries
+    another id, or one naming a foreground job (which runs inside this job, in step
+    with it), stays part of this job's tree and is ended with it."""
     import psutil
 
+    theirs: dict[int, dict[str, Any]] = {}
+    for job in others:
+        if job.get("id") == job_id or job.get("foreground"):
+            continue
+        for key, mark in (
+            ("workerProcess", "JOBGATE_WORKER_OF"),
+            ("commandProcess", "JOBGATE_JOB_ID"),
+        ):
+            ident = job.get(key)
+            if isinstance(ident, dict) and isinstance(ident.get("pid"), int):
+                theirs[ident["pid"]] = {"ident": ident, "mark": mark, "id": job.get("id")}
     for pid, proc in list(procs.items()):
-        if pid not in procs:
+        claim = theirs.get(pid)
+        if pid not in procs or claim is None:
             continue
         try:
             env = proc.environ()
         except psutil.Error:
             continue
-        own = env.get("JOBGATE_JOB_ID"), env.get("JOBGATE_WORKER_OF")
-        if all(mark in (None, job_id) for mark in own):
+        if env.get(claim["mark"]) != claim["id"] or not liveness.is_alive(claim["ident"]):
             continue
         procs.pop(pid, None)
         try:
