@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from conftest import SRC, Env, can_force_pid_reuse, dead_identity, spawn_with_pid, start_running
-from jobgate import liveness
+from jobgate import liveness, pidns
 
 
 def test_live_process_with_matching_identity_is_alive() -> None:
@@ -392,3 +392,77 @@ def test_a_process_whose_main_thread_exited_while_others_run_is_alive() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def _start_in_pid_namespace(jg: Env, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sh -c script`` as pid 1 of a new pid namespace (with its own /proc)."""
+    return subprocess.run(
+        ["unshare", "-p", "-f", "-m", "--mount-proc", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=jg.env,
+        cwd=jg.workspace,
+    )
+
+
+@pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
+def test_a_job_of_a_pid_namespace_that_is_gone_is_written_down_lost(jg: Env) -> None:
+    """A container ran a job and exited: the kernel killed every process in it, so no
+    one recorded an end. Readers outside must not believe it runs forever."""
+    start = f"{sys.executable} -m jobgate run --background --name boxed -- sleep 300"
+    done = _start_in_pid_namespace(jg, f"{start} && sleep 1")
+    assert done.returncode == 0, done.stderr
+    job = next(j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed")
+    assert job["workerProcess"]["pidNs"] != liveness.pid_namespace()
+    if liveness.pid_namespace() != pidns.ROOT_PID_NS:
+        pytest.skip("only a reader in the initial pid namespace sees every namespace")
+    seen = jg.job(job["id"])
+    assert seen["status"] == "failed" and seen["phase"] == "lost", seen
+    assert "pid namespace no longer exists" in seen["errorMessage"]
+
+
+@pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
+def test_a_job_running_in_another_pid_namespace_is_seen_running_and_then_lost(
+    jg: Env,
+) -> None:
+    if liveness.pid_namespace() != pidns.ROOT_PID_NS:
+        pytest.skip("only a reader in the initial pid namespace sees every namespace")
+    start = f"{sys.executable} -m jobgate run --background --name boxed -- sleep 300"
+    box = subprocess.Popen(
+        ["unshare", "-p", "-f", "-m", "--mount-proc", "sh", "-c", f"{start}; exec sleep 300"],
+        env=jg.env,
+        cwd=jg.workspace,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        job: dict[str, Any] | None = None
+        while job is None or not job.get("commandPid"):
+            found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed"]
+            job = found[0] if found else None
+            assert time.monotonic() < deadline, "the boxed job never started"
+            time.sleep(0.1)
+        assert jg.job(job["id"])["status"] == "running"  # found through its NSpid
+        inside = [
+            p
+            for p in psutil.process_iter()
+            if _env(p).get("JOBGATE_JOB_ID") == job["id"]
+            or _env(p).get("JOBGATE_WORKER_OF") == job["id"]
+        ]
+        assert len(inside) == 2
+        for proc in inside:  # killed from outside: the box itself lives on
+            proc.kill()
+        seen = jg.wait_for(job["id"], lambda j: j["status"] != "running", timeout=20)
+        assert seen["phase"] == "lost", seen
+    finally:
+        box.kill()
+        box.wait()
+
+
+def _env(proc: psutil.Process) -> dict[str, str]:
+    try:
+        return proc.environ()
+    except psutil.Error:
+        return {}

@@ -176,8 +176,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     else:
         for problem in outcome["problems"]:
             sys.stderr.write(f"jobgate: {problem}\n")
-        emit(f"{final['id']}: {final.get('status')} ({final.get('errorMessage')})")
+        emit(_status_line(final))
     return EXIT_OK if final.get("status") == model.CANCELLED else EXIT_FAILED
+
+
+def _status_line(job: dict[str, Any]) -> str:
+    """``ID: STATUS (why)``, without an empty ``(None)`` when there is no why."""
+    why = job.get("errorMessage")
+    return f"{job['id']}: {job.get('status')}" + (f" ({why})" if why else "")
 
 
 def _cancel_finished(
@@ -198,13 +204,13 @@ def _cancel_finished(
     problems += left["problems"]
     if left["signalled"]:
         summary = (
-            f"{job_id}: {job.get('status')} ({job.get('errorMessage')}); ended "
+            f"{_status_line(job)}; ended "
             f"{len(left['signalled'])} leftover process(es) of it: {left['signalled']}"
         )
     elif found_dead is None:
         raise JobgateError(f"job {job_id} is not active (status: {job.get('status')})", EXIT_FAILED)
     else:
-        summary = f"{job_id}: {job.get('status')} ({job.get('errorMessage')})"
+        summary = _status_line(job)
     if args.json:
         emit(render.to_json({"job": job, **left, "problems": problems}))
     else:

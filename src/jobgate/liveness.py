@@ -60,6 +60,7 @@ _btime_cache: list[float] = []
 _host_cache: list[str] = []
 _pidfs_cache: list[bool] = []
 _pidns_cache: list[str | None] = []
+_proc_ours_cache: list[bool] = []
 
 
 def boot_id() -> str | None:
@@ -283,9 +284,13 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if rec_boot and here_boot and rec_boot != here_boot:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     rec_ns = ident.get("pidNs")
-    if rec_ns and pid_namespace() and rec_ns != pid_namespace():
-        # a reader in a container (or unshare -p) sees other processes under these pids
-        return UNVERIFIED, f"pid {pid} was recorded in another pid namespace than this one"
+    here_ns = pid_namespace()
+    if rec_ns and here_ns and (rec_ns != here_ns or not proc_is_ours()):
+        # recorded in a container (or unshare -p), or read from one: the same number
+        # names another process here, if any
+        from jobgate import pidns  # rare: only for identities from another namespace
+
+        return pidns.probe_across(ident, pid, rec_ns, here_ns)
     info = proc_info(pid)
     if info is None:
         return GONE, f"pid {pid} is gone"
@@ -319,6 +324,18 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if not same:
         return REUSED, f"pid {pid} now belongs to another process"
     return ALIVE, f"pid {pid} is alive"
+
+
+def proc_is_ours() -> bool:
+    """False when the mounted /proc shows another pid namespace than ours (``unshare
+    -p`` without a /proc of its own): its pids are not the ones we would signal."""
+    if not _proc_ours_cache:
+        try:
+            ours = os.readlink("/proc/self") == str(os.getpid())
+        except OSError:
+            ours = True  # no /proc/self: the /proc reads fail on their own
+        _proc_ours_cache.append(ours)
+    return _proc_ours_cache[0]
 
 
 def is_alive(ident: dict[str, Any] | None) -> bool:
