@@ -263,3 +263,20 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def kill_box(box: subprocess.Popen[Any]) -> None:
+    """End an ``unshare -p -f`` started by a test: its child is pid 1 of the new pid
+    namespace, which ignores every signal from outside but SIGKILL, and would outlive
+    the ``unshare`` process."""
+    try:
+        inside = psutil.Process(box.pid).children(recursive=True)
+    except psutil.Error:
+        inside = []
+    for proc in inside:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    box.kill()
+    box.wait()

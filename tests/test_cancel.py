@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from conftest import Env, can_force_pid_reuse, dead_identity, spawn_with_pid
+from conftest import Env, can_force_pid_reuse, dead_identity, kill_box, spawn_with_pid
 from jobgate import control, liveness, model
 
 
@@ -321,3 +323,66 @@ def test_a_foreground_job_inside_a_job_is_ended_with_it_even_if_it_ignores_term(
     while not _all_dead(inner_tree):
         assert time.monotonic() < deadline, "the foreground inner job outlived the cancel"
         time.sleep(0.05)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a pid namespace")
+def test_cancel_from_the_host_never_signals_the_host_process_with_a_container_pid(
+    jg: Env,
+) -> None:
+    """A job recorded inside a pid namespace has pids that name other processes out
+    here: cancel must reach the job through its namespace, never by the raw number."""
+    victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    box = None
+    try:
+        start = f"{sys.executable} -m jobgate run --background --name boxed -- sleep 301"
+        script = f"echo {victim.pid - 3} > /proc/sys/kernel/ns_last_pid; {start}; exec sleep 302"
+        box = subprocess.Popen(
+            ["unshare", "-p", "-f", "-m", "--mount-proc", "sh", "-c", script],
+            env=jg.env,
+            cwd=jg.workspace,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        job: dict[str, Any] | None = None
+        while job is None or not job.get("commandPid"):
+            found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed"]
+            job = found[0] if found else None
+            assert time.monotonic() < deadline, "the boxed job never started"
+            time.sleep(0.1)
+        if victim.pid not in (job["commandPid"], job["pid"]):
+            pytest.skip("could not give the boxed job the host victim's pid number")
+        assert jg.cli("cancel", job["id"], "--grace", "1").returncode == 0
+        assert victim.poll() is None, "cancel signalled a host process by a container pid"
+        assert jg.job(job["id"])["status"] == "cancelled"
+    finally:
+        victim.kill()
+        victim.wait()
+        if box is not None:
+            kill_box(box)
+
+
+def test_an_inner_job_of_another_workspace_adopted_by_a_subreaper_survives_the_outer_cancel(
+    jg: Env, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-ws"
+    other.mkdir()
+    script = SUBREAPER.replace(
+        '"run", "--background"', f'"--cwd", {str(other)!r}, "run", "--background"'
+    )
+    assert script != SUBREAPER
+    outer = _running(jg, sys.executable, "-c", script)
+    deadline = time.monotonic() + 30
+    inner = None
+    while inner is None:
+        proc = jg.cli("--cwd", str(other), "status", "--all", "--json")
+        found = [j for j in json.loads(proc.stdout)["jobs"]] if proc.returncode == 0 else []
+        if found and found[0].get("commandPid"):
+            inner = found[0]
+        assert time.monotonic() < deadline, "the inner job never started"
+        time.sleep(0.1)
+    assert psutil.Process(inner["pid"]).ppid() == outer["commandPid"]
+    assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
+    still = json.loads(jg.cli("--cwd", str(other), "status", inner["id"], "--json").stdout)
+    assert still["job"]["status"] == "running", still
+    assert jg.cli("--cwd", str(other), "cancel", inner["id"], "--grace", "1").returncode == 0

@@ -14,7 +14,15 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import SRC, Env, can_force_pid_reuse, dead_identity, spawn_with_pid, start_running
+from conftest import (
+    SRC,
+    Env,
+    can_force_pid_reuse,
+    dead_identity,
+    kill_box,
+    spawn_with_pid,
+    start_running,
+)
 from jobgate import liveness, pidns
 
 
@@ -457,8 +465,7 @@ def test_a_job_running_in_another_pid_namespace_is_seen_running_and_then_lost(
         seen = jg.wait_for(job["id"], lambda j: j["status"] != "running", timeout=20)
         assert seen["phase"] == "lost", seen
     finally:
-        box.kill()
-        box.wait()
+        kill_box(box)
 
 
 def _env(proc: psutil.Process) -> dict[str, str]:

@@ -102,8 +102,9 @@ def cancel(
         # the command's tree (and env-marked strays) is what we end; a live worker
         # is spared so it can record the end itself
         procs = proctree.collect([alive["command"]], job_id, _others(store))
-        if "worker" in alive:
-            procs = [p for p in procs if p.pid != alive["worker"]["pid"]]
+        worker_here = liveness.localize(alive["worker"]) if "worker" in alive else None
+        if worker_here is not None:
+            procs = [p for p in procs if p.pid != worker_here["pid"]]
     elif "worker" not in alive:
         procs = proctree.collect([], job_id, _others(store))  # strays only
     signalled = [p.pid for p in procs]

@@ -338,5 +338,24 @@ def proc_is_ours() -> bool:
     return _proc_ours_cache[0]
 
 
+def localize(ident: dict[str, Any]) -> dict[str, Any] | None:
+    """``ident`` with the pid this process must use to reach that process (the same,
+    unless it was recorded in another pid namespace), if it is verified alive; else
+    None. Anything that signals a recorded process goes through this: a pid recorded in
+    a container names someone else out here."""
+    rec_ns = ident.get("pidNs")
+    here_ns = pid_namespace()
+    pid = ident.get("pid")
+    if rec_ns and here_ns and isinstance(pid, int) and (rec_ns != here_ns or not proc_is_ours()):
+        from jobgate import pidns
+
+        here = pidns.local_pid(pid, rec_ns) if rec_ns != here_ns else None
+        if here is None:
+            return None
+        ident = {k: v for k, v in ident.items() if k != "pidNs"}
+        ident["pid"] = here
+    return ident if probe(ident)[0] == ALIVE else None
+
+
 def is_alive(ident: dict[str, Any] | None) -> bool:
     return ident is not None and probe(ident)[0] == ALIVE

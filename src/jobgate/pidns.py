@@ -21,6 +21,64 @@ if TYPE_CHECKING:
 ROOT_PID_NS = "pid:[4026531836]"
 
 
+#: how long one scan of /proc serves further lookups (one hook run, one wait poll)
+SCAN_TTL = 0.5
+
+
+class _Scan:
+    """Which processes visible here belong to which other pid namespace, and their
+    innermost pids: ``members[ns][innermost pid] = pid here``."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict[int, int]] = {}
+        self.complete = True  # False: some process could not be placed in a namespace
+        here = liveness.pid_namespace()
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            self.complete = False
+            return
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                ns = os.readlink(f"/proc/{entry}/ns/pid")
+            except FileNotFoundError:
+                continue  # exited meanwhile
+            except OSError:
+                # not ours to look at (even root may not: a protected init). Its NSpid
+                # line is public: one pid means it lives in this /proc's own namespace
+                if len(_nspids(entry)) != 1:
+                    self.complete = False
+                continue
+            if ns == here:
+                continue
+            pids = _nspids(entry)
+            if pids:
+                self.members.setdefault(ns, {})[pids[-1]] = int(entry)
+
+
+_scans: list[tuple[float, _Scan]] = []
+
+
+def _scan() -> _Scan:
+    import time
+
+    now = time.monotonic()
+    if not _scans or now - _scans[0][0] > SCAN_TTL:
+        _scans[:] = [(now, _Scan())]
+    return _scans[0][1]
+
+
+def local_pid(pid: int, rec_ns: str) -> int | None:
+    """The pid here of the process that is ``pid`` in namespace ``rec_ns`` (None if no
+    such process is visible from here). Says nothing about *which* process it is: probe
+    the identity before acting on it."""
+    if not liveness.proc_is_ours():
+        return None
+    return _scan().members.get(rec_ns, {}).get(pid)
+
+
 def probe_across(ident: dict[str, Any], pid: int, rec_ns: str, here_ns: str) -> tuple[str, str]:
     """Probe an identity recorded in pid namespace ``rec_ns`` from ``here_ns``.
 
@@ -28,39 +86,21 @@ def probe_across(ident: dict[str, Any], pid: int, rec_ns: str, here_ns: str) -> 
     innermost pid (``NSpid``) is ``pid``, then probes it under its pid here. No member
     visible: from the initial namespace (which sees all) that namespace is gone, and
     with it the process; from anywhere else nothing can be told (``UNVERIFIED``).
+    One scan of ``/proc`` serves every lookup for :data:`SCAN_TTL` seconds.
     """
     if not liveness.proc_is_ours():
         return liveness.UNVERIFIED, f"pid {pid}: this /proc belongs to another pid namespace"
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return liveness.UNVERIFIED, f"pid {pid} was recorded in another pid namespace than this one"
-    seen_ns = False
-    complete = True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != rec_ns:
-                continue
-        except FileNotFoundError:
-            continue  # exited meanwhile
-        except OSError:
-            # not ours to look at (even root may not: a protected init). Its NSpid line
-            # is public: one pid means it lives in our own namespace, so not in rec_ns
-            if _nspid_depth(entry) != 1:
-                complete = False  # it may be a member of rec_ns
-            continue
-        seen_ns = True
-        if _innermost_pid(entry) != pid:
-            continue
+    scan = _scan()
+    members = scan.members.get(rec_ns)
+    if members is not None:
+        here = members.get(pid)
+        if here is None:
+            return liveness.GONE, f"pid {pid} is gone (no longer in its pid namespace)"
         local = {k: v for k, v in ident.items() if k != "pidNs"}
-        local["pid"] = int(entry)
+        local["pid"] = here
         verdict, evidence = liveness.probe(local)
         return verdict, f"{evidence} (pid {pid} in its own pid namespace)"
-    if seen_ns:
-        return liveness.GONE, f"pid {pid} is gone (no longer in its pid namespace)"
-    if here_ns == ROOT_PID_NS and complete:
+    if here_ns == ROOT_PID_NS and scan.complete:
         return liveness.GONE, f"pid {pid} is gone (its pid namespace no longer exists)"
     return liveness.UNVERIFIED, f"pid {pid} was recorded in another pid namespace than this one"
 
@@ -76,12 +116,3 @@ def _nspids(entry: str) -> list[int]:
     except (OSError, ValueError):
         return []
     return []
-
-
-def _innermost_pid(entry: str) -> int | None:
-    pids = _nspids(entry)
-    return pids[-1] if pids else None
-
-
-def _nspid_depth(entry: str) -> int:
-    return len(_nspids(entry))

@@ -65,8 +65,9 @@ def collect(
     import psutil
 
     procs: dict[int, psutil.Process] = {}
-    for ident in roots:
-        if liveness.probe(ident)[0] != liveness.ALIVE:
+    for recorded in roots:
+        ident = liveness.localize(recorded)  # verified alive, with the pid to use here
+        if ident is None:
             continue
         try:
             root = psutil.Process(ident["pid"])
@@ -117,11 +118,18 @@ def _drop_other_jobs(
             ("commandProcess", "JOBGATE_JOB_ID"),
         ):
             ident = job.get(key)
-            if isinstance(ident, dict) and isinstance(ident.get("pid"), int):
-                theirs[ident["pid"]] = {"ident": ident, "mark": mark, "id": job.get("id")}
+            if not (isinstance(ident, dict) and isinstance(ident.get("pid"), int)):
+                continue
+            if job.get("status") not in ("queued", "running"):
+                continue
+            local = liveness.localize(ident)  # verified alive, with its pid here
+            if local is not None:
+                theirs[local["pid"]] = {"ident": local, "mark": mark, "id": job.get("id")}
     for pid, proc in list(procs.items()):
-        claim = theirs.get(pid)
-        if pid not in procs or claim is None:
+        if pid not in procs:
+            continue
+        claim = theirs.get(pid) or _worker_of_another_workspace(proc, job_id)
+        if claim is None:
             continue
         try:
             env = proc.environ()
@@ -135,6 +143,37 @@ def _drop_other_jobs(
                 procs.pop(child.pid, None)
         except psutil.Error:
             continue
+
+
+def _worker_of_another_workspace(proc: psutil.Process, job_id: str) -> dict[str, Any] | None:
+    """A background worker's claim on ``proc`` when it serves a job of *another*
+    workspace: its command line names that workspace's state dir and its job, whose
+    record (read from there) holds the worker identity to check."""
+    import psutil
+
+    try:
+        argv = proc.cmdline()
+    except psutil.Error:
+        return None
+    if (
+        len(argv) < 3
+        or argv[-1] == job_id
+        or not os.path.isfile(os.path.join(argv[-2], "state.json"))
+    ):
+        return None
+    from jobgate.store import CorruptFile, Store
+
+    try:
+        jobs = Store(argv[-2]).read_index()
+    except (CorruptFile, OSError):
+        return None
+    for job in jobs:
+        ident = job.get("workerProcess")
+        if job.get("id") == argv[-1] and isinstance(ident, dict) and not job.get("foreground"):
+            local = liveness.localize(ident)
+            if local is not None and local.get("pid") == proc.pid:
+                return {"ident": local, "mark": "JOBGATE_WORKER_OF", "id": argv[-1]}
+    return None
 
 
 def _signal_all(procs: list[psutil.Process], sig: int) -> list[str]:
