@@ -386,3 +386,47 @@ def test_an_inner_job_of_another_workspace_adopted_by_a_subreaper_survives_the_o
     still = json.loads(jg.cli("--cwd", str(other), "status", inner["id"], "--json").stdout)
     assert still["job"]["status"] == "running", still
     assert jg.cli("--cwd", str(other), "cancel", inner["id"], "--grace", "1").returncode == 0
+
+
+FORGER = """\
+import json, os, subprocess, sys, time
+sys.path.insert(0, os.environ["JOBGATE_SRC"])
+from jobgate import liveness
+mode, state_dir = sys.argv[1], sys.argv[2]  # ... STATE_DIR JOB_ID, as a worker's argv ends
+os.makedirs(state_dir, exist_ok=True)
+ident = liveness.capture(os.getpid())
+if mode == "bad-namespace":
+    ident["pidNs"] = ["not", "a", "string"]
+with open(os.path.join(state_dir, "state.json"), "w") as fh:
+    json.dump({"version": 1, "jobs": [{"id": "evil1", "workerProcess": ident}]}, fh)
+subprocess.Popen(["sleep", "304"])
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("mode", ["matching", "bad-namespace"])
+def test_a_process_that_forges_a_worker_claim_is_still_ended_by_cancel(
+    jg: Env, tmp_path: Path, mode: str
+) -> None:
+    """Its command line names a state dir whose record 'proves' it is another job's
+    worker. It still carries this job's mark, so it is this job's and is ended."""
+    evil = tmp_path / "evil-state"
+    job = _running(
+        jg,
+        "env",
+        "JOBGATE_WORKER_OF=evil1",
+        f"JOBGATE_SRC={Path(model.__file__).parent.parent}",
+        sys.executable,
+        "-c",
+        FORGER,
+        mode,
+        str(evil),
+        "evil1",
+    )
+    procs = _wait_count(job["id"], 2)
+    proc = jg.cli("cancel", job["id"], "--grace", "1")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    deadline = time.monotonic() + 20
+    while not _all_dead(procs):
+        assert time.monotonic() < deadline, "the forger's tree outlived the cancel"
+        time.sleep(0.05)

@@ -473,3 +473,44 @@ def _env(proc: psutil.Process) -> dict[str, str]:
         return proc.environ()
     except psutil.Error:
         return {}
+
+
+@pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
+@pytest.mark.skipif(shutil.which("nsenter") is None, reason="needs nsenter(1)")
+def test_a_process_newer_than_the_cached_namespace_scan_is_not_called_gone() -> None:
+    box = subprocess.Popen(
+        ["unshare", "-p", "-f", "-m", "--mount-proc", "sleep", "300"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    late = None
+    try:
+        deadline = time.monotonic() + 20
+        while not psutil.Process(box.pid).children():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        init = psutil.Process(box.pid).children()[0].pid
+        pidns._scans.clear()
+        pidns._scan()  # the scan a reader made a moment ago (still within its TTL)
+        late = subprocess.Popen(["nsenter", "-t", str(init), "-p", "-m", "sleep", "300"])
+        deadline = time.monotonic() + 20
+        while not psutil.Process(late.pid).children():  # nsenter forks into the namespace
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        inside = psutil.Process(late.pid).children()[0].pid
+        ident = liveness.capture(inside)
+        assert ident is not None
+        with open(f"/proc/{inside}/status") as fh:
+            nspid = next(line for line in fh if line.startswith("NSpid:")).split()
+        ident["pid"] = int(nspid[-1])  # as recorded inside the namespace
+        ident["pidNs"] = os.readlink(f"/proc/{inside}/ns/pid")
+        assert ident["pidNs"] != liveness.pid_namespace()
+        verdict, why = liveness.probe(ident)
+        assert verdict == liveness.ALIVE, why
+    finally:
+        if late is not None:
+            for child in psutil.Process(late.pid).children():
+                child.kill()
+            late.kill()
+            late.wait()
+        kill_box(box)

@@ -156,7 +156,7 @@ def read_json(path: str) -> Any:
         raise CorruptFile(path, "is a directory") from None
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
         raise CorruptFile(path, f"not valid JSON ({exc})") from None
 
 

@@ -285,6 +285,8 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     rec_ns = ident.get("pidNs")
     here_ns = pid_namespace()
+    if not isinstance(rec_ns, str):
+        rec_ns = None  # a hand-edited record: judged by start time alone
     if rec_ns and here_ns and (rec_ns != here_ns or not proc_is_ours()):
         # recorded in a container (or unshare -p), or read from one: the same number
         # names another process here, if any
@@ -346,6 +348,8 @@ def localize(ident: dict[str, Any]) -> dict[str, Any] | None:
     rec_ns = ident.get("pidNs")
     here_ns = pid_namespace()
     pid = ident.get("pid")
+    if not isinstance(rec_ns, str):
+        rec_ns = None
     if rec_ns and here_ns and isinstance(pid, int) and (rec_ns != here_ns or not proc_is_ours()):
         from jobgate import pidns
 

@@ -61,11 +61,11 @@ class _Scan:
 _scans: list[tuple[float, _Scan]] = []
 
 
-def _scan() -> _Scan:
+def _scan(fresh: bool = False) -> _Scan:
     import time
 
     now = time.monotonic()
-    if not _scans or now - _scans[0][0] > SCAN_TTL:
+    if fresh or not _scans or now - _scans[0][0] > SCAN_TTL:
         _scans[:] = [(now, _Scan())]
     return _scans[0][1]
 
@@ -90,7 +90,16 @@ def probe_across(ident: dict[str, Any], pid: int, rec_ns: str, here_ns: str) -> 
     """
     if not liveness.proc_is_ours():
         return liveness.UNVERIFIED, f"pid {pid}: this /proc belongs to another pid namespace"
-    scan = _scan()
+    verdict = _probe_in(_scan(), ident, pid, rec_ns, here_ns)
+    if verdict[0] == liveness.GONE:
+        # a cached scan may predate the process: "gone" is only ever said from a fresh one
+        verdict = _probe_in(_scan(fresh=True), ident, pid, rec_ns, here_ns)
+    return verdict
+
+
+def _probe_in(
+    scan: _Scan, ident: dict[str, Any], pid: int, rec_ns: str, here_ns: str
+) -> tuple[str, str]:
     members = scan.members.get(rec_ns)
     if members is not None:
         here = members.get(pid)

@@ -128,12 +128,14 @@ def _drop_other_jobs(
     for pid, proc in list(procs.items()):
         if pid not in procs:
             continue
-        claim = theirs.get(pid) or _worker_of_another_workspace(proc, job_id)
-        if claim is None:
-            continue
         try:
             env = proc.environ()
         except psutil.Error:
+            continue
+        if env.get("JOBGATE_JOB_ID") == job_id:
+            continue  # carries this job's own mark: never another job's (launch strips it)
+        claim = theirs.get(pid) or _worker_of_another_workspace(proc, job_id)
+        if claim is None:
             continue
         if env.get(claim["mark"]) != claim["id"] or not liveness.is_alive(claim["ident"]):
             continue
@@ -145,28 +147,40 @@ def _drop_other_jobs(
             continue
 
 
+#: a state.json larger than this, named by some process's command line, is not read
+FOREIGN_INDEX_MAX_BYTES = 16 << 20
+
+
 def _worker_of_another_workspace(proc: psutil.Process, job_id: str) -> dict[str, Any] | None:
     """A background worker's claim on ``proc`` when it serves a job of *another*
     workspace: its command line names that workspace's state dir and its job, whose
-    record (read from there) holds the worker identity to check."""
+    record (read from there) holds the worker identity to check. Anything odd about
+    that state dir (not ours, too big, not jobgate's JSON) means no claim: the process
+    is then ended with this job's tree."""
+    try:
+        return _claim_from_state_dir(proc, job_id)
+    except Exception:  # a process's command line is anyone's to write
+        return None
+
+
+def _claim_from_state_dir(proc: psutil.Process, job_id: str) -> dict[str, Any] | None:
     import psutil
 
     try:
         argv = proc.cmdline()
     except psutil.Error:
         return None
-    if (
-        len(argv) < 3
-        or argv[-1] == job_id
-        or not os.path.isfile(os.path.join(argv[-2], "state.json"))
-    ):
+    if len(argv) < 3 or argv[-1] == job_id:
         return None
-    from jobgate.store import CorruptFile, Store
-
     try:
-        jobs = Store(argv[-2]).read_index()
-    except (CorruptFile, OSError):
+        st = os.stat(os.path.join(argv[-2], "state.json"))
+    except OSError:
         return None
+    if st.st_uid != os.geteuid() or st.st_size > FOREIGN_INDEX_MAX_BYTES:
+        return None
+    from jobgate.store import Store
+
+    jobs = Store(argv[-2]).read_index()
     for job in jobs:
         ident = job.get("workerProcess")
         if job.get("id") == argv[-1] and isinstance(ident, dict) and not job.get("foreground"):
