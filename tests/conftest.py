@@ -280,3 +280,24 @@ def kill_box(box: subprocess.Popen[Any]) -> None:
             pass
     box.kill()
     box.wait()
+
+
+def started_job_named(env: Env, name: str, *, cwd: str | Path | None = None) -> dict[str, Any]:
+    """Poll ``status --all`` (of ``cwd``'s workspace) until the job called ``name`` has a
+    running command; fail the test after 30 s. For jobs a test starts indirectly (from
+    inside another job, a subreaper, a pid namespace)."""
+    args = (
+        ["status", "--all", "--json"]
+        if cwd is None
+        else ["--cwd", str(cwd), "status", "--all", "--json"]
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        proc = env.cli(*args)
+        jobs = json.loads(proc.stdout)["jobs"] if proc.returncode == 0 else []
+        found = [j for j in jobs if j.get("name") == name and j.get("commandPid")]
+        if found:
+            job: dict[str, Any] = found[0]
+            return job
+        assert time.monotonic() < deadline, f"the job {name!r} never started"
+        time.sleep(0.1)

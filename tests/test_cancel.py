@@ -14,7 +14,14 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import Env, can_force_pid_reuse, dead_identity, kill_box, spawn_with_pid
+from conftest import (
+    Env,
+    can_force_pid_reuse,
+    dead_identity,
+    kill_box,
+    spawn_with_pid,
+    started_job_named,
+)
 from jobgate import control, liveness, model
 
 
@@ -210,14 +217,7 @@ def test_a_job_started_inside_another_job_is_its_own_and_outlives_the_outer_canc
         f"{sys.executable} -m jobgate run --background --session s2 --name inner -- sleep 300"
     )
     outer = _running(jg, "sh", "-c", f"{inner_start}; exec sleep 300", session="s1")
-    inner = None
-    deadline = time.monotonic() + 30
-    while inner is None:
-        jobs = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
-        if jobs and jobs[0].get("commandPid"):
-            inner = jobs[0]
-        assert time.monotonic() < deadline, "the inner job never started"
-        time.sleep(0.1)
+    inner = started_job_named(jg, "inner")
 
     assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
     assert jg.job(outer["id"])["status"] == "cancelled"
@@ -243,14 +243,7 @@ def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_oute
     """tini -s, dumb-init, a shell's pid 1: orphans of the outer tree get re-parented into
     it, inner job's worker included; cancelling the outer job must still spare it."""
     outer = _running(jg, sys.executable, "-c", SUBREAPER)
-    deadline = time.monotonic() + 30
-    inner = None
-    while inner is None:
-        found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
-        if found and found[0].get("commandPid"):
-            inner = found[0]
-        assert time.monotonic() < deadline, "the inner job never started"
-        time.sleep(0.1)
+    inner = started_job_named(jg, "inner")
     worker = psutil.Process(inner["pid"])
     assert worker.ppid() == outer["commandPid"]  # adopted into the outer tree
 
@@ -308,14 +301,7 @@ def test_a_foreground_job_inside_a_job_is_ended_with_it_even_if_it_ignores_term(
         "sh -c 'trap \"\" TERM; sleep 301; sleep 302'"
     )
     outer = _running(jg, "sh", "-c", inner)
-    deadline = time.monotonic() + 30
-    inner_job = None
-    while inner_job is None:
-        found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "inner"]
-        if found and found[0].get("commandPid"):
-            inner_job = found[0]
-        assert time.monotonic() < deadline, "the inner job never started"
-        time.sleep(0.1)
+    inner_job = started_job_named(jg, "inner")
     inner_tree = [psutil.Process(inner_job["commandPid"])]
     inner_tree += inner_tree[0].children(recursive=True)
     assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
@@ -343,13 +329,7 @@ def test_cancel_from_the_host_never_signals_the_host_process_with_a_container_pi
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        job: dict[str, Any] | None = None
-        while job is None or not job.get("commandPid"):
-            found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed"]
-            job = found[0] if found else None
-            assert time.monotonic() < deadline, "the boxed job never started"
-            time.sleep(0.1)
+        job = started_job_named(jg, "boxed")
         if victim.pid not in (job["commandPid"], job["pid"]):
             pytest.skip("could not give the boxed job the host victim's pid number")
         assert jg.cli("cancel", job["id"], "--grace", "1").returncode == 0
@@ -372,15 +352,7 @@ def test_an_inner_job_of_another_workspace_adopted_by_a_subreaper_survives_the_o
     )
     assert script != SUBREAPER
     outer = _running(jg, sys.executable, "-c", script)
-    deadline = time.monotonic() + 30
-    inner = None
-    while inner is None:
-        proc = jg.cli("--cwd", str(other), "status", "--all", "--json")
-        found = [j for j in json.loads(proc.stdout)["jobs"]] if proc.returncode == 0 else []
-        if found and found[0].get("commandPid"):
-            inner = found[0]
-        assert time.monotonic() < deadline, "the inner job never started"
-        time.sleep(0.1)
+    inner = started_job_named(jg, "inner", cwd=other)
     assert psutil.Process(inner["pid"]).ppid() == outer["commandPid"]
     assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
     still = json.loads(jg.cli("--cwd", str(other), "status", inner["id"], "--json").stdout)

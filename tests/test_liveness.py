@@ -22,6 +22,7 @@ from conftest import (
     kill_box,
     spawn_with_pid,
     start_running,
+    started_job_named,
 )
 from jobgate import liveness, pidns
 
@@ -445,13 +446,7 @@ def test_a_job_running_in_another_pid_namespace_is_seen_running_and_then_lost(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        job: dict[str, Any] | None = None
-        while job is None or not job.get("commandPid"):
-            found = [j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed"]
-            job = found[0] if found else None
-            assert time.monotonic() < deadline, "the boxed job never started"
-            time.sleep(0.1)
+        job = started_job_named(jg, "boxed")
         assert jg.job(job["id"])["status"] == "running"  # found through its NSpid
         inside = [
             p
