@@ -140,6 +140,15 @@ def jg(tmp_path: Path) -> Iterator[Env]:
 
 
 def reap_marked(root: str) -> None:
+    """Kill every process of this test's jobs; again, a few times, for processes that a
+    dying one was still starting (a `jobgate run --background` inside a job)."""
+    for _round in range(5):
+        if not _reap_once(root):
+            return
+        time.sleep(0.2)
+
+
+def _reap_once(root: str) -> bool:
     me = psutil.Process()
     mine = {p.pid for p in me.children(recursive=True)}
     procs = _jobgate_processes_under(root)
@@ -152,17 +161,27 @@ def reap_marked(root: str) -> None:
                 jobs_env.append(proc)
         except (psutil.Error, OSError):
             continue
-    for proc in procs + jobs_env:
+    found = [p for p in procs + jobs_env if _not_zombie(p)]
+    for proc in found:
         try:
             proc.send_signal(signal.SIGKILL)
         except psutil.Error:
             pass
-    for child in me.children(recursive=True):
+    children = [c for c in me.children(recursive=True) if _not_zombie(c)]
+    for child in children:
         try:
             child.kill()
         except psutil.Error:
             pass
     psutil.wait_procs(me.children(recursive=True), timeout=3)
+    return bool(found or children)
+
+
+def _not_zombie(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def can_force_pid_reuse() -> str | None:
