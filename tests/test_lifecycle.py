@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,31 @@ def test_a_full_disk_when_the_command_ends_delays_its_outcome_but_does_not_lose_
 
         reap_marked(str(home))
         subprocess.run(["umount", "-l", str(home)], capture_output=True, timeout=30)
+
+
+def test_a_worker_never_runs_a_job_whose_record_never_reached_the_index(
+    jg: Env, tmp_path: Path
+) -> None:
+    """A launch that failed to commit (a full disk between the job file and the index)
+    leaves a job file without an index entry: its worker must run nothing unseen."""
+    from jobgate.fileio import write_json
+
+    store = jg.store()
+    marker = tmp_path / "ran"
+    job = model.new_job(
+        job_id="run-orphan-1",
+        command=["sh", "-c", f"echo > {marker}"],
+        cwd=str(tmp_path),
+        log_file=store.log_path("run-orphan-1"),
+    )
+    write_json(store.job_path(job["id"]), job)  # the job file, and no index entry
+    worker = subprocess.run(
+        [sys.executable, "-m", "jobgate.worker", store.state_dir, job["id"]],
+        env=jg.env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert worker.returncode == 1
+    assert not marker.exists()
+    assert "no record for this job; nothing run" in Path(store.log_path(job["id"])).read_text()
+    assert store.read_index() == []

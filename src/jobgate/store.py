@@ -269,13 +269,16 @@ class Transaction:
         return None
 
     def get(self, job_id: str) -> model.Job | None:
-        """The full record (job file merged over the index summary)."""
+        """The full record (job file merged under the index summary) of a job in the
+        index, else None. The index is what makes a job exist: a job file without an
+        entry (its launch failed to commit, e.g. on a full disk) is no job to run or
+        to record an end for."""
         if job_id in self._staged:
             return self._staged[job_id]
         summ = self.find(job_id)
-        full = self.store.read_job(job_id)
         if summ is None:
-            return full
+            return None
+        full = self.store.read_job(job_id)
         if full is None:
             return dict(summ)
         merged = dict(full)

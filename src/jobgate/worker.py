@@ -202,7 +202,7 @@ def run_job(
     try:
         with store.transaction(FOREVER) as tx:
             job = tx.get(job_id)
-            if job is None or tx.find(job_id) is None:
+            if job is None:
                 # no index entry: the CLI that spawned this worker failed to commit the
                 # record (disk full, ...) and told its caller so; nothing may run unseen
                 log_line(log_path, "jobgate: worker found no record for this job; nothing run")
@@ -220,10 +220,7 @@ def run_job(
                 tx.put(
                     model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error)
                 )
-                log_line(log_path, f"jobgate: {error}")
-                if foreground:
-                    sys.stderr.write(f"jobgate: error: {error}\n")
-                return 127
+                return _cannot_run(log_path, error, foreground)
             # held at its gate: alive, so its identity can be captured, but not yet running
             # the command; it runs only once this record is committed
             child = liveness.capture(held.pid) or {"pid": held.pid}
@@ -248,10 +245,7 @@ def run_job(
     if error is not None:
         proc.wait()
         _record_end(store, job_id, lambda j: model.mark_failed(j, error))
-        log_line(log_path, f"jobgate: {error}")
-        if foreground:
-            sys.stderr.write(f"jobgate: error: {error}\n")
-        return 127
+        return _cannot_run(log_path, error, foreground)
 
     if foreground:
         out = _stream(sys.stderr if stdout_to_stderr else sys.stdout)
@@ -271,6 +265,14 @@ def run_job(
     _end_line(log_path)
     log_line(log_path, f"jobgate: command {what}")
     return code
+
+
+def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
+    """Say why the command could not run (log; and terminal, in the foreground): 127."""
+    log_line(log_path, f"jobgate: {error}")
+    if foreground:
+        sys.stderr.write(f"jobgate: error: {error}\n")
+    return 127
 
 
 def _end_line(log_path: str) -> None:
@@ -304,7 +306,7 @@ def _record_end(
         try:
             with store.transaction(FOREVER) as tx:
                 job = tx.get(job_id)
-                if job is not None and tx.find(job_id) is not None:
+                if job is not None:
                     tx.put(change(job))
                     tx.keep_at_most(spare=job_id)  # retention counts it as finished now
             return
