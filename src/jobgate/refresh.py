@@ -59,6 +59,7 @@ def load(
         jobs = store.read_index()
     except CorruptFile:
         jobs = None  # the locked path quarantines and rebuilds it
+    lost: list[tuple[str, str]] = []
     if jobs is not None:
         lost = reconcile.find_lost(jobs, liveness.probe, now)
         if not lost:
@@ -73,16 +74,14 @@ def load(
     except LockTimeout:
         if not readonly_fallback or jobs is None:
             raise
-        lost = reconcile.find_lost(jobs, liveness.probe, now)
-        return _mark_in_view(jobs, lost, now), lost
     except OSError as exc:
         if not unwritable_fallback or exc.errno not in WRITE_REFUSED:
             raise
         _warn_unwritable(exc)
         if jobs is None:
             return _view_of_job_files(store, now)
-        lost = reconcile.find_lost(jobs, liveness.probe, now)
-        return _mark_in_view(jobs, lost, now), lost
+    # could not write: what was found above, marked in the view only (never "running")
+    return _mark_in_view(jobs, lost, now), lost
 
 
 def _view_of_job_files(store: Store, now: float) -> tuple[list[model.Job], list[tuple[str, str]]]:
