@@ -97,16 +97,17 @@ def cancel(
             unverified = unverified or verdict == liveness.UNVERIFIED
         elif verdict == liveness.ALIVE:
             alive[label] = ident
+    others = _others(store)  # the workspace's jobs: background jobs started inside are spared
     procs = []
     if "command" in alive:
         # the command's tree (and env-marked strays) is what we end; a live worker
         # is spared so it can record the end itself
-        procs = proctree.collect([alive["command"]], job_id, _others(store))
+        procs = proctree.collect([alive["command"]], job_id, others)
         worker_here = liveness.localize(alive["worker"]) if "worker" in alive else None
         if worker_here is not None:
             procs = [p for p in procs if p.pid != worker_here["pid"]]
     elif "worker" not in alive:
-        procs = proctree.collect([], job_id, _others(store))  # strays only
+        procs = proctree.collect([], job_id, others)  # strays only
     signalled = [p.pid for p in procs]
     killed, sig_problems = proctree.terminate_tree(procs, grace)
     problems += sig_problems
@@ -120,7 +121,7 @@ def cancel(
         while liveness.is_alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         if liveness.is_alive(worker):
-            leftover = proctree.collect([worker], job_id, _others(store))
+            leftover = proctree.collect([worker], job_id, others)
             signalled += [p.pid for p in leftover]
             more_killed, more_problems = proctree.terminate_tree(leftover, 1.0)
             killed += more_killed

@@ -130,11 +130,16 @@ def json_text(obj: Any, **kw: Any) -> str:
     original bytes when the command is run.
     """
     text = json.dumps(obj, ensure_ascii=False, **kw)
+    return text if is_utf8_text(text) else json.dumps(obj, ensure_ascii=True, **kw)
+
+
+def is_utf8_text(value: str) -> bool:
+    """True unless ``value`` holds a lone surrogate (it then has no UTF-8 encoding)."""
     try:
-        text.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError:
-        text = json.dumps(obj, ensure_ascii=True, **kw)
-    return text
+        return False
+    return True
 
 
 def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:

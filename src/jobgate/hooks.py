@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from jobgate import model
 from jobgate.errors import JobgateError
+from jobgate.fileio import is_utf8_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def check_payload(event: str, payload: object, *, cwd_given: bool = False) -> Pa
         raise JobgateError("payload field 'session_id' is empty")
     if "\0" in str(payload.get("session_id") or ""):
         raise JobgateError("payload field 'session_id' contains a NUL character")
-    if not is_text(str(payload.get("session_id") or "")):
+    if not is_utf8_text(str(payload.get("session_id") or "")):
         # a JSON escape such as "\udcff" decodes to a lone surrogate: session-start would
         # write it to $CLAUDE_ENV_FILE as a byte that is not UTF-8, for every later command
         raise JobgateError("payload field 'session_id' is not valid Unicode text")
@@ -106,15 +107,6 @@ def check_payload(event: str, payload: object, *, cwd_given: bool = False) -> Pa
                 "to run a hook by hand, name the workspace: jobgate --cwd DIR hook ...)"
             )
     return payload
-
-
-def is_text(value: str) -> bool:
-    """True unless ``value`` holds a lone surrogate (it then has no UTF-8 encoding)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def session_of(payload: Payload, env_session: str | None) -> str | None:

@@ -83,8 +83,8 @@ def start_background(
         # A job started from inside another job's command is a job of its own: its worker
         # must not carry the outer job's mark, or ending the outer job's tree (cancel,
         # session end) would end this one too and leave its record to be found "lost".
-        env = {k: v for k, v in os.environ.items() if k != "JOBGATE_JOB_ID"}
-        env["JOBGATE_WORKER_OF"] = job["id"]  # see jobgate.worker.WORKER_ENV
+        env = {k: v for k, v in os.environ.items() if k != model.JOB_ENV}
+        env[model.WORKER_ENV] = job["id"]
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_BOOT, _package_parent(), store.state_dir, job["id"]],

@@ -283,16 +283,11 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
     if rec_boot and here_boot and rec_boot != here_boot:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
-    rec_ns = ident.get("pidNs")
-    here_ns = pid_namespace()
-    if not isinstance(rec_ns, str):
-        rec_ns = None  # a hand-edited record: judged by start time alone
-    if rec_ns and here_ns and (rec_ns != here_ns or not proc_is_ours()):
-        # recorded in a container (or unshare -p), or read from one: the same number
-        # names another process here, if any
+    rec_ns = _other_namespace(ident)
+    if rec_ns is not None:
         from jobgate import pidns  # rare: only for identities from another namespace
 
-        return pidns.probe_across(ident, pid, rec_ns, here_ns)
+        return pidns.probe_across(ident, pid, rec_ns, str(pid_namespace()))
     info = proc_info(pid)
     if info is None:
         return GONE, f"pid {pid} is gone"
@@ -345,20 +340,29 @@ def localize(ident: dict[str, Any]) -> dict[str, Any] | None:
     unless it was recorded in another pid namespace), if it is verified alive; else
     None. Anything that signals a recorded process goes through this: a pid recorded in
     a container names someone else out here."""
-    rec_ns = ident.get("pidNs")
-    here_ns = pid_namespace()
+    rec_ns = _other_namespace(ident)
     pid = ident.get("pid")
-    if not isinstance(rec_ns, str):
-        rec_ns = None
-    if rec_ns and here_ns and isinstance(pid, int) and (rec_ns != here_ns or not proc_is_ours()):
+    if rec_ns is not None and isinstance(pid, int):
         from jobgate import pidns
 
-        here = pidns.local_pid(pid, rec_ns) if rec_ns != here_ns else None
+        here = pidns.local_pid(pid, rec_ns) if rec_ns != pid_namespace() else None
         if here is None:
             return None
         ident = {k: v for k, v in ident.items() if k != "pidNs"}
         ident["pid"] = here
     return ident if probe(ident)[0] == ALIVE else None
+
+
+def _other_namespace(ident: dict[str, Any]) -> str | None:
+    """The pid namespace ``ident`` was recorded in, when its pid cannot be read as is
+    here: recorded in a container (or ``unshare -p``), or read from one, or through a
+    /proc of another namespace. None for the common case (and for records without one,
+    or a hand-edited value that is not a string: judged by start time alone)."""
+    rec_ns = ident.get("pidNs")
+    here_ns = pid_namespace()
+    if not isinstance(rec_ns, str) or not rec_ns or not here_ns:
+        return None
+    return rec_ns if rec_ns != here_ns or not proc_is_ours() else None
 
 
 def is_alive(ident: dict[str, Any] | None) -> bool:

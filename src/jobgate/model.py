@@ -44,6 +44,12 @@ PHASE_LOST = "lost"
 #: a ``queued`` record that has no process identity yet is believed for this long
 QUEUED_GRACE_SECONDS = 30.0
 
+#: environment marks: a job's command (and everything it starts) carries
+#: ``JOBGATE_JOB_ID=<id>``; a background worker carries ``JOBGATE_WORKER_OF=<id>``
+#: instead (never the command's mark: it is not part of any other job's tree)
+JOB_ENV = "JOBGATE_JOB_ID"
+WORKER_ENV = "JOBGATE_WORKER_OF"
+
 #: keys kept only in ``jobs/<id>.json``, never in the index
 HEAVY_KEYS = frozenset(("output",))
 

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from jobgate import liveness
+from jobgate import liveness, model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _marked_processes(job_id: str) -> list[int]:
     """Linux: pids whose environment holds ``JOBGATE_JOB_ID=<job_id>``."""
     if not sys.platform.startswith("linux"):
         return []
-    needle = f"JOBGATE_JOB_ID={job_id}".encode()
+    needle = f"{model.JOB_ENV}={job_id}".encode()
     found: list[int] = []
     me = os.getpid()
     try:
@@ -109,22 +109,9 @@ def _drop_other_jobs(
     with it), stays part of this job's tree and is ended with it."""
     import psutil
 
-    theirs: dict[int, dict[str, Any]] = {}
-    for job in others:
-        if job.get("id") == job_id or job.get("foreground"):
-            continue
-        for key, mark in (
-            ("workerProcess", "JOBGATE_WORKER_OF"),
-            ("commandProcess", "JOBGATE_JOB_ID"),
-        ):
-            ident = job.get(key)
-            if not (isinstance(ident, dict) and isinstance(ident.get("pid"), int)):
-                continue
-            if job.get("status") not in ("queued", "running"):
-                continue
-            local = liveness.localize(ident)  # verified alive, with its pid here
-            if local is not None:
-                theirs[local["pid"]] = {"ident": local, "mark": mark, "id": job.get("id")}
+    theirs = {
+        pid: claim for job in others if job.get("id") != job_id for pid, claim in _claims(job)
+    }
     for pid, proc in list(procs.items()):
         if pid not in procs:
             continue
@@ -132,7 +119,7 @@ def _drop_other_jobs(
             env = proc.environ()
         except psutil.Error:
             continue
-        if env.get("JOBGATE_JOB_ID") == job_id:
+        if env.get(model.JOB_ENV) == job_id:
             continue  # carries this job's own mark: never another job's (launch strips it)
         claim = theirs.get(pid) or _worker_of_another_workspace(proc, job_id)
         if claim is None:
@@ -180,14 +167,28 @@ def _claim_from_state_dir(proc: psutil.Process, job_id: str) -> dict[str, Any] |
         return None
     from jobgate.store import Store
 
-    jobs = Store(argv[-2]).read_index()
-    for job in jobs:
-        ident = job.get("workerProcess")
-        if job.get("id") == argv[-1] and isinstance(ident, dict) and not job.get("foreground"):
-            local = liveness.localize(ident)
-            if local is not None and local.get("pid") == proc.pid:
-                return {"ident": local, "mark": "JOBGATE_WORKER_OF", "id": argv[-1]}
+    for job in Store(argv[-2]).read_index():
+        if job.get("id") == argv[-1]:
+            for pid, claim in _claims(job):
+                if pid == proc.pid and claim["mark"] == model.WORKER_ENV:
+                    return claim
     return None
+
+
+def _claims(job: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(pid here, claim)`` for each live process of an active background ``job``: its
+    worker and command, each with the environment mark it must carry. A foreground job
+    runs inside whoever started it and claims nothing."""
+    if not model.is_active(job) or job.get("foreground"):
+        return []
+    out = []
+    for key, mark in (("workerProcess", model.WORKER_ENV), ("commandProcess", model.JOB_ENV)):
+        ident = job.get(key)
+        if isinstance(ident, dict) and isinstance(ident.get("pid"), int):
+            local = liveness.localize(ident)  # verified alive, with its pid here
+            if local is not None:
+                out.append((local["pid"], {"ident": local, "mark": mark, "id": job.get("id")}))
+    return out
 
 
 def _signal_all(procs: list[psutil.Process], sig: int) -> list[str]:

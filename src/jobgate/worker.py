@@ -33,11 +33,8 @@ FOREVER = float("inf")
 
 #: how much of the command's output is kept as the job's result
 OUTPUT_KEEP_BYTES = 64 * 1024
-JOB_ENV = "JOBGATE_JOB_ID"
-#: marks a background worker (set by :mod:`jobgate.launch`, not passed to the command):
-#: cancelling another job never collects a worker of this job, even one adopted into
-#: that job's tree by a subreaper
-WORKER_ENV = "JOBGATE_WORKER_OF"
+JOB_ENV = model.JOB_ENV
+WORKER_ENV = model.WORKER_ENV
 
 
 def _log_size(path: str) -> int:
