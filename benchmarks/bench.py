@@ -87,6 +87,12 @@ class Row:
     samples: list[float] = field(default_factory=list)
 
 
+def ms_row(name: str, times: list[float], spread: float | None, note: str) -> Row:
+    """A row of wall times in ms: their median, ``spread`` in the p90 column."""
+    median = statistics.median(times) if times else None
+    return Row(name, "ms", median, spread, note=note, samples=times)
+
+
 @dataclass
 class Case:
     """A command timed as a whole process, interleaved with the other cases."""
@@ -483,15 +489,13 @@ def bench_run_background(
         problem = wait_job_done(state_dir, out[0].strip())
         if problem:
             break
-    row = Row(
+    row = ms_row(
         "run --background -- true (return)",
-        "ms",
-        statistics.median(times) if times else None,
+        times,
         p90(times) if times else None,
-        target="< 150 ms",
-        note=f"{len(times)} runs; each job waited for (untimed) before the next",
-        samples=times,
+        f"{len(times)} runs; each job waited for (untimed) before the next",
     )
+    row.target = "< 150 ms"
     row.ok = row.median is not None and row.median < 150.0 and problem is None
     return row, problem
 
@@ -562,15 +566,13 @@ def bench_wait_notices_kill(
         if code != 1 or final.get("phase") != model.PHASE_LOST:
             problem = f"wait exited {code}; job phase {final.get('phase')!r} (expected lost)"
             break
-    row = Row(
+    row = ms_row(
         "wait notices an outside SIGKILL",
-        "ms",
-        statistics.median(times) if times else None,
+        times,
         max(times) if times else None,
-        target="< 1000 ms",
-        note=f"{len(times)} runs; p90 column = slowest; worker and command killed, wait exits 1",
-        samples=times,
+        f"{len(times)} runs; p90 column = slowest; worker and command killed, wait exits 1",
     )
+    row.target = "< 1000 ms"
     row.ok = bool(times) and max(times) < 1000.0 and problem is None
     return row, problem
 

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -389,25 +390,42 @@ def test_symlinked_workspace_folder_is_refused(root: Path, tmp_path: Path) -> No
 # ------------------------------------------------------------------- concurrency
 
 
-def _plugin_writes_during_fix(
-    monkeypatch: pytest.MonkeyPatch, state_path: Path, times: int
-) -> list[str]:
-    """Make the 'plugin' add a job to state.json right after each backup is taken,
-    i.e. after doctor read the file and before it replaces it."""
-    added: list[str] = []
+def _plugin_edits_after_backup(
+    monkeypatch: pytest.MonkeyPatch,
+    path: Path,
+    edit: Callable[[dict[str, Any], int], None],
+    times: int = 1,
+) -> list[bytes]:
+    """Make the 'plugin' rewrite ``path`` (``edit(doc, n)`` for its n-th write) right
+    after doctor backed it up, i.e. after doctor read it and before it replaces it, at
+    most ``times`` times. Returns the bytes of each write."""
+    written: list[bytes] = []
     real_backup = cf.write_backup
 
-    def backup_then_race(path: Path, data: bytes, stamp: str) -> Path:
-        made = real_backup(path, data, stamp)
-        if path == state_path and len(added) < times:
-            doc = load(state_path)
-            new_id = f"task-new-{len(added)}"
-            doc["jobs"].insert(0, job(new_id, None, status="queued"))
-            state_path.write_text(plugin_dump(doc))
-            added.append(new_id)
+    def backup_then_race(target: Path, data: bytes, stamp: str) -> Path:
+        made = real_backup(target, data, stamp)
+        if target == path and len(written) < times:
+            doc = load(path)
+            edit(doc, len(written))
+            path.write_text(plugin_dump(doc))
+            written.append(path.read_bytes())
         return made
 
     monkeypatch.setattr(cf, "write_backup", backup_then_race)
+    return written
+
+
+def _plugin_writes_during_fix(
+    monkeypatch: pytest.MonkeyPatch, state_path: Path, times: int
+) -> list[str]:
+    """The 'plugin' adds a queued job to state.json at each of its writes; their ids."""
+    added: list[str] = []
+
+    def add_job(doc: dict[str, Any], n: int) -> None:
+        added.append(f"task-new-{n}")
+        doc["jobs"].insert(0, job(added[-1], None, status="queued"))
+
+    _plugin_edits_after_backup(monkeypatch, state_path, add_job, times)
     return added
 
 
@@ -442,22 +460,8 @@ def test_file_that_keeps_changing_is_not_fixed_and_reported(
 def _plugin_writes_job_file_during_fix(
     monkeypatch: pytest.MonkeyPatch, job_path: Path, change: dict[str, Any]
 ) -> list[bytes]:
-    """Make the 'plugin' update a job file once, right after doctor backed it up, i.e.
-    after doctor read it and before it replaces it. Returns the bytes the plugin wrote."""
-    written: list[bytes] = []
-    real_backup = cf.write_backup
-
-    def backup_then_race(path: Path, data: bytes, stamp: str) -> Path:
-        made = real_backup(path, data, stamp)
-        if path == job_path and not written:
-            doc = load(job_path)
-            doc.update(change)
-            job_path.write_text(plugin_dump(doc))
-            written.append(job_path.read_bytes())
-        return made
-
-    monkeypatch.setattr(cf, "write_backup", backup_then_race)
-    return written
+    """The 'plugin' updates a job file once, with ``change``; the bytes it wrote."""
+    return _plugin_edits_after_backup(monkeypatch, job_path, lambda doc, _n: doc.update(change))
 
 
 def test_job_file_changed_by_the_plugin_during_fix_is_reread_and_nothing_is_lost(
