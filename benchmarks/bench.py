@@ -13,7 +13,7 @@ script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m job
    1,000, for the cost of printing every record);
 3. ``jobgate hook stop`` with 50 jobs in state (review gate off), if the installed
    jobgate has the ``hook`` command;
-4. one liveness probe (``jobgate.liveness.probe``) in-process, next to psutil's
+4. one liveness probe (``jobgate.proc.liveness.probe``) in-process, next to psutil's
    ``Process(pid).create_time()``;
 5. ``jobgate run --background -- true`` return time; how soon ``jobgate wait`` notices a
    job killed from outside;
@@ -23,7 +23,7 @@ script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m job
 The subprocess cases (1-3) run interleaved, round by round, so drift in the machine's
 speed hits them all alike. State is written with jobgate's own ``Store`` and ``model``
 functions into a temporary ``JOBGATE_HOME``; running jobs point at live ``sleep``
-processes (identities from ``jobgate.liveness.capture``), so every status call probes
+processes (identities from ``jobgate.proc.liveness.capture``), so every status call probes
 real processes. Everything lives in one temp dir that is removed at the end, and every
 process started here is ended and reaped.
 
@@ -219,7 +219,7 @@ class Sleepers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(self) -> dict[str, Any]:
-        from jobgate import liveness
+        from jobgate.proc import liveness
 
         proc = subprocess.Popen(
             ["sleep", LIVE_SLEEP_SECONDS],
@@ -255,9 +255,10 @@ def _finished_output(i: int, ok: bool) -> str:
 def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str:
     """Write ``n_jobs`` retained jobs (the newest ``n_running`` of them running) for
     workspace ``ws`` with jobgate's own store; returns the state dir."""
-    from jobgate import liveness, model
-    from jobgate.store import Store, log_line
-    from jobgate.workspace import state_dir_for
+    from jobgate.proc import liveness
+    from jobgate.state import model
+    from jobgate.state.store import Store, log_line
+    from jobgate.state.workspace import state_dir_for
 
     root, state_dir = state_dir_for(ws)
     store = Store(state_dir, root)
@@ -355,10 +356,10 @@ def hook_available() -> str | None:
     import importlib.util
 
     try:
-        if importlib.util.find_spec("jobgate.hooks_cli") is None:
-            return "jobgate.hooks_cli is not installed"
+        if importlib.util.find_spec("jobgate.claude.shell") is None:
+            return "jobgate.claude.shell is not installed"
     except (ImportError, ValueError) as exc:
-        return f"jobgate.hooks_cli cannot be found ({exc})"
+        return f"jobgate.claude.shell cannot be found ({exc})"
     return None
 
 
@@ -403,7 +404,7 @@ def run_interleaved(cases: list[Case], env: dict[str, str], rounds: int) -> dict
 def bench_probe(sleepers: Sleepers, number: int) -> tuple[Row, Row]:
     import psutil
 
-    from jobgate import liveness
+    from jobgate.proc import liveness
 
     ident = sleepers.spawn()
     pid = ident["pid"]
@@ -443,8 +444,9 @@ def bench_probe(sleepers: Sleepers, number: int) -> tuple[Row, Row]:
 # -- run --background -------------------------------------------------------------------------
 def wait_job_done(state_dir: str, job_id: str, timeout: float = 30.0) -> str | None:
     """Wait until ``job_id`` is finished and its worker is gone; None, or what is wrong."""
-    from jobgate import liveness, model
-    from jobgate.store import Store
+    from jobgate.proc import liveness
+    from jobgate.state import model
+    from jobgate.state.store import Store
 
     store = Store(state_dir)
     deadline = time.monotonic() + timeout
@@ -461,7 +463,7 @@ def wait_job_done(state_dir: str, job_id: str, timeout: float = 30.0) -> str | N
 def bench_run_background(
     jg: list[str], env: dict[str, str], ws: str, runs: int
 ) -> tuple[Row, str | None]:
-    from jobgate.workspace import state_dir_for
+    from jobgate.state.workspace import state_dir_for
 
     _root, state_dir = state_dir_for(ws)
     argv = [*jg, "run", "--background", "--", "true"]
@@ -509,9 +511,9 @@ def bench_wait_notices_kill(
     import json as _json
     import signal as _signal
 
-    from jobgate import model
-    from jobgate.store import Store
-    from jobgate.workspace import state_dir_for
+    from jobgate.state import model
+    from jobgate.state.store import Store
+    from jobgate.state.workspace import state_dir_for
 
     _root, state_dir = state_dir_for(ws)
     store = Store(state_dir)
@@ -580,8 +582,8 @@ def bench_wait_notices_kill(
 # -- concurrent writers -----------------------------------------------------------------------
 def writer_main(state_dir: str, job_id: str, shared_id: str, k: int) -> int:
     """A writer process: K locked read-modify-writes bumping its own and a shared counter."""
-    from jobgate import model
-    from jobgate.store import Store
+    from jobgate.state import model
+    from jobgate.state.store import Store
 
     store = Store(state_dir)
     sys.stdout.write("ready\n")
@@ -598,9 +600,9 @@ def writer_main(state_dir: str, job_id: str, shared_id: str, k: int) -> int:
 
 
 def bench_writers(ws: str, k: int) -> tuple[Row, str | None]:
-    from jobgate import model
-    from jobgate.store import Store
-    from jobgate.workspace import state_dir_for
+    from jobgate.state import model
+    from jobgate.state.store import Store
+    from jobgate.state.workspace import state_dir_for
 
     root, state_dir = state_dir_for(ws)
     store = Store(state_dir, root)

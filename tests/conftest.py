@@ -95,9 +95,9 @@ class Env:
         return job
 
     def store(self) -> Any:
-        """A :class:`jobgate.store.Store` for this env's workspace (created)."""
-        from jobgate.store import Store
-        from jobgate.workspace import state_dir_name
+        """A :class:`jobgate.state.store.Store` for this env's workspace (created)."""
+        from jobgate.state.store import Store
+        from jobgate.state.workspace import state_dir_name
 
         root = os.path.realpath(self.workspace)
         store = Store(str(self.home / state_dir_name(root)), root)
@@ -216,7 +216,7 @@ def spawn_with_pid(pid: int, argv: list[str], attempts: int = 50) -> subprocess.
 
 def dead_identity() -> dict[str, Any]:
     """The identity of a process that has exited and been reaped (its pid is free)."""
-    from jobgate import liveness
+    from jobgate.proc import liveness
 
     proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
     ident = liveness.capture(proc.pid)

@@ -1,5 +1,5 @@
 """``python -m jobgate``."""
 
-from jobgate.cli import main
+from jobgate.cli.main import main
 
 raise SystemExit(main())

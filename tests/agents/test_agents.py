@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate import agents, config
-from jobgate.errors import JobgateError
+from jobgate.agents import profiles as agents
+from jobgate.state import config
+from jobgate.state.errors import JobgateError
 
 NASTY = "fix \"it\"; $(rm -rf /) `id` 'q' \\n\nsecond line\t* {prompt} {lastMessageFile}"
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from conftest import Env
-from jobgate import model, worker
+from jobgate.jobs import worker
+from jobgate.state import model
 
 NASTY = "fix \"it\" now; $(id) `id` 'q' $HOME *\nsecond line\n\ttabbed {prompt}"
 

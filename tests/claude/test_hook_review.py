@@ -211,14 +211,14 @@ def test_review_runs_in_the_payloads_directory(jg: Env, tmp_path: Path) -> None:
 
 
 def test_review_module_reports_an_unparsable_command_line() -> None:
-    from jobgate import review
+    from jobgate.claude import review
 
     outcome = review.run("reviewer 'unterminated", "p", timeout=5, cwd=".")
     assert outcome["verdict"] == "error" and "cannot be parsed" in outcome["text"]
 
 
 def test_review_module_kills_the_reviewers_whole_group_on_timeout(tmp_path: Path) -> None:
-    from jobgate import review
+    from jobgate.claude import review
 
     pidfile = tmp_path / "child.pid"
     command = f"sh -c 'sleep 60 & echo $! > {shlex.quote(str(pidfile))}; wait'"
@@ -245,7 +245,7 @@ def _reap_pidfile(pidfile: Path) -> None:
 def test_a_reviewers_stray_process_holding_stdout_cannot_stretch_the_timeout(
     tmp_path: Path,
 ) -> None:
-    from jobgate import review
+    from jobgate.claude import review
 
     pidfile = tmp_path / "stray.pid"
     # the stray moves to its own session (out of reach of the group kill) and keeps the
@@ -264,7 +264,7 @@ def test_a_reviewers_stray_process_holding_stdout_cannot_stretch_the_timeout(
 def test_a_verdict_given_before_exit_counts_even_if_a_child_keeps_stdout_open(
     tmp_path: Path,
 ) -> None:
-    from jobgate import review
+    from jobgate.claude import review
 
     pidfile = tmp_path / "stray.pid"
     command = "sh -c 'sleep 30 & echo $! > " + shlex.quote(str(pidfile)) + '; echo "ALLOW: ok"\''

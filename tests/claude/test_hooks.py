@@ -1,4 +1,4 @@
-"""Pure hook decisions (jobgate.hooks): payload checks, Stop blocking rows, the review
+"""Pure hook decisions (jobgate.claude.hooks): payload checks, Stop blocking rows, the review
 verdict rules, announcements and shell quoting. No processes, no files."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from jobgate import hooks, model
-from jobgate.errors import JobgateError
+from jobgate.claude import hooks
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
 
 
 def _job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:

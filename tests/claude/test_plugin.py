@@ -17,11 +17,11 @@ import pytest
 
 import jobgate
 from conftest import SRC, Env, hook_payload, start_running
-from jobgate import config
+from jobgate.state import config
 
 pytestmark = pytest.mark.timeout(90)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "plugins" / "jobgate"
 HOOKS_JSON = PLUGIN / "hooks" / "hooks.json"
 EVENT_OF = {

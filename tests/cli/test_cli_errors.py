@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from conftest import Env, pid_alive, run_hook, start_running
-from jobgate.workspace import state_dir_name
+from jobgate.state.workspace import state_dir_name
 
 JOB_COMMANDS = ("status", "result", "log", "wait", "cancel")
 
@@ -514,8 +514,8 @@ def test_a_full_disk_exits_1_naming_the_file_and_leaves_no_temp_file(
 def test_a_busy_lock_exits_1_naming_the_lock(
     jg: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from jobgate import cli
-    from jobgate.store import Store
+    from jobgate.cli import main as cli
+    from jobgate.state.store import Store
 
     store = jg.store()
     monkeypatch.setenv("JOBGATE_HOME", str(jg.home))

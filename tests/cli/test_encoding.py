@@ -143,11 +143,11 @@ def test_output_of_text_no_stream_can_encode_never_crashes(tmp_path: Path) -> No
     """A lone surrogate that is not an undecodable byte (a JSON "\\ud800" escape in a
     record) is written as an escape; an undecodable byte as itself."""
     script = (
-        "import sys; from jobgate.fileio import tolerant_stdio; tolerant_stdio(); "
+        "import sys; from jobgate.state.fileio import tolerant_stdio; tolerant_stdio(); "
         "sys.stdout.write('a\\udcffb\\ud800c\\n'); sys.stderr.write('e\\udcfe\\n')"
     )
     env = {**os.environ, **STRICT}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, env=env, timeout=30, check=True
     )

@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
-from jobgate import codex_files as cf
-from jobgate import doctor_cli, doctor_codex, liveness
-from jobgate.errors import JobgateError
+from jobgate.cli import doctor as doctor_cli
+from jobgate.codex import doctor as doctor_codex
+from jobgate.codex import files as cf
+from jobgate.proc import liveness
+from jobgate.state.errors import JobgateError
 
 # --------------------------------------------------------------------------- harness
 

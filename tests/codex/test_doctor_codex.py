@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codex_plugin_fixtures import (
     by_id,
     dead_pid,
@@ -28,7 +27,8 @@ from codex_plugin_fixtures import (
     start_time,
     zombie_pid,
 )
-from jobgate import doctor_codex
+
+from jobgate.codex import doctor as doctor_codex
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc to make zombies and read states"

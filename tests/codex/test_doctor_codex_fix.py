@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from codex_plugin_fixtures import (
     by_id,
     dead_pid,
@@ -30,8 +29,10 @@ from codex_plugin_fixtures import (
     snapshot,
     start_time,
 )
-from jobgate import codex_files as cf
-from jobgate import doctor_codex, liveness
+
+from jobgate.codex import doctor as doctor_codex
+from jobgate.codex import files as cf
+from jobgate.proc import liveness
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc to make zombies and read states"

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from codex_plugin_fixtures import (
     by_id,
     dead_pid,
@@ -24,14 +23,16 @@ from codex_plugin_fixtures import (
     snapshot,
     zombie_pid,
 )
-from jobgate import doctor_cli, doctor_codex
+
+from jobgate.cli import doctor as doctor_cli
+from jobgate.codex import doctor as doctor_codex
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc to make zombies and read states"
 )
 
-REPO = Path(__file__).resolve().parents[1]
-CLI_EXISTS = (REPO / "src" / "jobgate" / "cli.py").exists()
+REPO = Path(__file__).resolve().parents[2]
+CLI_EXISTS = (REPO / "src" / "jobgate" / "cli" / "main.py").exists()
 
 
 # ---------------------------------------------------------------- finding state
@@ -143,7 +144,7 @@ def _isolated_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli/main.py does not exist yet")
 def test_cli_subprocess_finds_and_fixes_state_in_the_default_places(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -176,7 +177,7 @@ def test_cli_subprocess_finds_and_fixes_state_in_the_default_places(
     assert "examples:" in help_text and "exit status:" in help_text
 
 
-@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli/main.py does not exist yet")
 def test_cli_subprocess_searches_claude_config_dir_codex_plugins_only(tmp_path: Path) -> None:
     env = _isolated_env(tmp_path)
     config = tmp_path / "config"
@@ -202,14 +203,14 @@ def test_cli_subprocess_searches_claude_config_dir_codex_plugins_only(tmp_path: 
     assert report["stateRoots"] == [str(data / "openai-codex" / "state")]
 
 
-@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli/main.py does not exist yet")
 def test_cli_subprocess_empty_state_root_is_one_line_on_stderr(tmp_path: Path) -> None:
     result = run_doctor("--state-root", "", env=_isolated_env(tmp_path))
     assert result.code == 2 and result.out == ""
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
 
 
-@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli.py does not exist yet")
+@pytest.mark.skipif(not CLI_EXISTS, reason="src/jobgate/cli/main.py does not exist yet")
 def test_cli_subprocess_bad_state_root_is_one_line_on_stderr(tmp_path: Path) -> None:
     result = run_doctor("--state-root", tmp_path / "missing", env=_isolated_env(tmp_path))
     assert result.code == 2

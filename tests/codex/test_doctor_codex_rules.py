@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from jobgate import codex_files as cf
-from jobgate.doctor_codex_rules import (
+from jobgate.codex import files as cf
+from jobgate.codex.rules import (
     ALIVE,
     GONE,
     REUSED,

@@ -22,7 +22,9 @@ from conftest import (
     spawn_with_pid,
     started_job_named,
 )
-from jobgate import control, liveness, model
+from jobgate.jobs import control
+from jobgate.proc import liveness
+from jobgate.state import model
 
 
 def _running(jg: Env, *command: str, session: str | None = None) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def test_worker_that_sees_cancel_before_starting_never_runs_the_command(jg: Env)
     )
     with store.transaction() as tx:
         tx.put(model.mark_cancel_requested(job))
-    from jobgate import worker
+    from jobgate.jobs import worker
 
     assert worker.run_job(store, "pre-cancel") == 1
     assert not marker.exists()
@@ -363,7 +365,7 @@ def test_an_inner_job_of_another_workspace_adopted_by_a_subreaper_survives_the_o
 FORGER = """\
 import json, os, subprocess, sys, time
 sys.path.insert(0, os.environ["JOBGATE_SRC"])
-from jobgate import liveness
+from jobgate.proc import liveness
 mode, state_dir = sys.argv[1], sys.argv[2]  # ... STATE_DIR JOB_ID, as a worker's argv ends
 os.makedirs(state_dir, exist_ok=True)
 ident = liveness.capture(os.getpid())
@@ -387,7 +389,7 @@ def test_a_process_that_forges_a_worker_claim_is_still_ended_by_cancel(
         jg,
         "env",
         "JOBGATE_WORKER_OF=evil1",
-        f"JOBGATE_SRC={Path(model.__file__).parent.parent}",
+        f"JOBGATE_SRC={Path(model.__file__).parents[2]}",
         sys.executable,
         "-c",
         FORGER,

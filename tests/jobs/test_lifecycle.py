@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from conftest import Env, can_force_pid_reuse, dead_identity, spawn_with_pid
-from jobgate import model
+from jobgate.state import model
 
 
 def _running(jg: Env, *command: str) -> dict[str, Any]:
@@ -409,7 +409,7 @@ def test_a_worker_never_runs_a_job_whose_record_never_reached_the_index(
 ) -> None:
     """A launch that failed to commit (a full disk between the job file and the index)
     leaves a job file without an index entry: its worker must run nothing unseen."""
-    from jobgate.fileio import write_json
+    from jobgate.state.fileio import write_json
 
     store = jg.store()
     marker = tmp_path / "ran"
@@ -421,7 +421,7 @@ def test_a_worker_never_runs_a_job_whose_record_never_reached_the_index(
     )
     write_json(store.job_path(job["id"]), job)  # the job file, and no index entry
     worker = subprocess.run(
-        [sys.executable, "-m", "jobgate.worker", store.state_dir, job["id"]],
+        [sys.executable, "-m", "jobgate.jobs.worker", store.state_dir, job["id"]],
         env=jg.env,
         capture_output=True,
         timeout=60,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jobgate import model, reconcile
+from jobgate.jobs import reconcile
+from jobgate.state import model
 
 
 def _job(job_id: str, **fields: Any) -> dict[str, Any]:

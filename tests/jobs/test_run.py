@@ -129,7 +129,7 @@ def test_bytes_that_are_not_utf8_are_kept_in_the_result(jg: Env) -> None:
 
 
 def test_foreground_run_with_stdout_closed_still_runs_and_records(jg: Env) -> None:
-    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    code = "import sys; from jobgate.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
     proc = subprocess.run(
         ["sh", "-c", f'"{sys.executable}" -c "{code}" run -- echo into-the-log >&-'],
         cwd=jg.workspace,

@@ -24,7 +24,7 @@ from conftest import (
     start_running,
     started_job_named,
 )
-from jobgate import liveness, pidns
+from jobgate.proc import liveness, pidns
 
 
 def test_live_process_with_matching_identity_is_alive() -> None:
@@ -232,7 +232,7 @@ def test_a_live_process_hidden_from_proc_is_unverified_not_gone() -> None:
         ident = liveness.capture(live.pid)
         dead = dead_identity()
         code = (
-            "import json, sys; from jobgate import liveness; "
+            "import json, sys; from jobgate.proc import liveness; "
             "print(json.dumps([liveness.probe(json.loads(a)) for a in sys.argv[1:]]))"
         )
         out = json.loads(_in_hidden_proc(code, json.dumps(ident), json.dumps(dead)))
@@ -248,7 +248,7 @@ def test_a_live_process_hidden_from_proc_is_unverified_not_gone() -> None:
 @pytest.mark.skipif(_hidden_proc_reason() is not None, reason=str(_hidden_proc_reason()))
 def test_a_reader_that_cannot_see_proc_writes_no_running_job_down_as_lost(jg: Env) -> None:
     job = start_running(jg, "sleep", "30")
-    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    code = "import sys; from jobgate.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
     out = _in_hidden_proc(code, "--cwd", str(jg.workspace), "sweep", "--json", env=jg.env)
     assert json.loads(out)["changed"] == []
     assert jg.job(job["id"])["status"] == "running"
@@ -272,7 +272,7 @@ def test_a_renamed_host_with_the_same_boot_is_still_this_machine() -> None:
         ident = liveness.capture(live.pid)
         assert ident is not None and ident.get("bootId"), "needs a boot id (Linux)"
         code = (
-            "import json, sys; from jobgate import liveness; "
+            "import json, sys; from jobgate.proc import liveness; "
             "print(json.dumps([liveness.host_name(), liveness.probe(json.loads(sys.argv[1]))]))"
         )
         proc = subprocess.run(
@@ -304,7 +304,7 @@ def _unshare_works(*flags: str) -> str | None:
 
 
 def _status_from(jg: Env, job_id: str, *unshare: str) -> dict[str, Any]:
-    code = "import sys; from jobgate.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    code = "import sys; from jobgate.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
     proc = subprocess.run(
         [
             *["unshare", *unshare, "--fork", sys.executable, "-c", code],

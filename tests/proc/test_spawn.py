@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobgate import liveness, spawn
+from jobgate.proc import liveness, spawn
 
 
 def _held(tmp_path: Path, *argv: str) -> spawn.HeldCommand:
@@ -51,14 +51,14 @@ def test_a_held_command_whose_worker_dies_never_runs(tmp_path: Path) -> None:
     """The gate's only writer is the worker: SIGKILL it and the held command exits."""
     marker = tmp_path / "ran"
     code = (
-        "import os, sys, time; from jobgate import spawn; "
+        "import os, sys, time; from jobgate.proc import spawn; "
         f"h = spawn.start_held(['sh', '-c', 'echo > {marker}'], cwd=None, env=dict(os.environ)); "
         "print(h.pid, flush=True); time.sleep(60)"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
-        env=dict(os.environ, PYTHONPATH=str(Path(spawn.__file__).parent.parent)),
+        env=dict(os.environ, PYTHONPATH=str(Path(spawn.__file__).parents[2])),
     )
     try:
         assert parent.stdout is not None

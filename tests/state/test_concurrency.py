@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Env
-from jobgate import model
-from jobgate.store import Store
+from jobgate.state import model
+from jobgate.state.store import Store
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 WRITERS = 8
 UPDATES = 50
@@ -30,8 +30,8 @@ SHARED = "run-shared"
 _WRITER = """
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from jobgate import model
-from jobgate.store import Store
+from jobgate.state import model
+from jobgate.state.store import Store
 
 state_dir, me, updates, go = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 store = Store(state_dir)
@@ -155,8 +155,8 @@ def test_eight_processes_times_fifty_concurrent_updates_lose_nothing(jg: Env) ->
 _HAMMER = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from jobgate import model
-from jobgate.store import Store, log_line
+from jobgate.state import model
+from jobgate.state.store import Store, log_line
 
 store = Store(sys.argv[2])
 tag = sys.argv[3]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate import model
-from jobgate.errors import JobgateError
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
 
 
 def _job(job_id: str = "run-1") -> model.Job:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from jobgate import model
-from jobgate.errors import JobgateError
-from jobgate.store import Store, atomic_write, read_json
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
+from jobgate.state.store import Store, atomic_write, read_json
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ _TRY_LOCK = """
 import sys
 import time
 sys.path.insert(0, sys.argv[1])
-from jobgate.store import LockTimeout, Store
+from jobgate.state.store import LockTimeout, Store
 try:
     with Store(sys.argv[2]).lock(timeout=0.3):
         print("acquired")

@@ -10,8 +10,8 @@ import platformdirs
 import pytest
 
 from conftest import Env
-from jobgate import workspace
-from jobgate.errors import JobgateError
+from jobgate.state import workspace
+from jobgate.state.errors import JobgateError
 
 
 def test_workspace_root_is_the_git_top_level(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jobgate.config import DEFAULT_AGENT as DEFAULT_AGENT  # re-exported
-from jobgate.errors import JobgateError
+from jobgate.state.config import DEFAULT_AGENT as DEFAULT_AGENT  # re-exported
+from jobgate.state.errors import JobgateError
 
 PROMPT = "{prompt}"
 LAST_MESSAGE_FILE = "{lastMessageFile}"

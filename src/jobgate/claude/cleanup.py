@@ -1,6 +1,6 @@
 """Session-end cleanup: cancel the ending session's active jobs in a detached process.
 
-The ``session-end`` hook (:mod:`jobgate.hooks_cli`) decides which jobs to cancel; this
+The ``session-end`` hook (:mod:`jobgate.claude.shell`) decides which jobs to cancel; this
 module does the cancelling. Claude Code may stop waiting for (and kill) a SessionEnd hook
 after a short time, so the work runs in a process of its own session
 (:func:`cleanup_main`) that the hook waits for only a while (:func:`cancel_detached`).
@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.errors import JobgateError
+from jobgate.state.errors import JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from jobgate.store import Store
+    from jobgate.state.store import Store
 
 #: TERM -> KILL grace for the jobs session-end cancels, and how long the hook waits for
 #: the (detached) cleanup before it returns and lets it finish alone
@@ -39,7 +39,7 @@ def cancel_detached(store: Store, ids: list[str]) -> str:
 
     boot = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
-        "from jobgate.hook_cleanup import cleanup_main; "
+        "from jobgate.claude.cleanup import cleanup_main; "
         "raise SystemExit(cleanup_main(sys.argv[2:]))"
     )
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,8 +72,8 @@ def cleanup_main(argv: list[str]) -> int:
     """
     import threading
 
-    from jobgate import control
-    from jobgate.store import Store, log_line
+    from jobgate.jobs import control
+    from jobgate.state.store import Store, log_line
 
     state_dir, root, *ids = argv
     store = Store(state_dir, root)

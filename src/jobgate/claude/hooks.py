@@ -1,11 +1,11 @@
 """Claude Code hook decisions: what to print, block and record. Pure: no I/O.
 
-:mod:`jobgate.hooks_cli` reads the payload and the state, calls these functions and
+:mod:`jobgate.claude.shell` reads the payload and the state, calls these functions and
 writes what they return. Everything here takes plain dicts (the hook payload, job
 records, the hook state) and returns plain values, so each rule is testable without
 processes or files.
 
-The hook state (``hooks-state.json`` in the state dir, see :mod:`jobgate.hooks_cli`)
+The hook state (``hooks-state.json`` in the state dir, see :mod:`jobgate.claude.shell`)
 holds one entry per session::
 
     {"version": 1, "sessions": {"<session id or *>": {
@@ -25,9 +25,9 @@ Caveats:
 
 from __future__ import annotations
 
-from jobgate import model
-from jobgate.errors import JobgateError
-from jobgate.fileio import is_utf8_text
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
+from jobgate.state.fileio import is_utf8_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def review_decision(
 ) -> tuple[str | None, list[str], int]:
     """``(block reason or None, stderr lines, review blocks in a row afterwards)``.
 
-    ``outcome`` is :func:`jobgate.review.run`'s ``{"verdict": "allow"|"block"|"error",
+    ``outcome`` is :func:`jobgate.claude.review.run`'s ``{"verdict": "allow"|"block"|"error",
     "text": ...}``. A reviewer error blocks (so a broken gate is noticed) unless
     ``stop_hook_active``: Claude is already continuing because of a Stop hook, and
     blocking again on our own failure could loop. A reviewer that blocks

@@ -1,9 +1,9 @@
-"""``jobgate hook EVENT``: the stdin/stdout shell around :mod:`jobgate.hooks`.
+"""``jobgate hook EVENT``: the stdin/stdout shell around :mod:`jobgate.claude.hooks`.
 
 Claude Code runs a command hook with a JSON payload on stdin and reads its stdout.
 This module reads the payload, finds the workspace (payload ``cwd``, which Claude Code
 always sends; by hand: ``--cwd DIR``) and the session (payload ``session_id``, else
-``$JOBGATE_SESSION_ID``, else every job), asks :mod:`jobgate.hooks` what to do and
+``$JOBGATE_SESSION_ID``, else every job), asks :mod:`jobgate.claude.hooks` what to do and
 writes the result.
 
 **Fail open.** Whatever goes wrong here — a payload that is not JSON or not an object,
@@ -17,7 +17,7 @@ off, nothing found dead) reads ``state.json`` and ``config.json`` without the lo
 probes ``/proc``; it imports no argparse, psutil, filelock or subprocess. Those are
 imported only on the paths that need them (help, the review gate, session end). The
 session-end cleanup itself (a detached process that cancels the jobs) is
-:mod:`jobgate.hook_cleanup`, imported by session-end only.
+:mod:`jobgate.claude.cleanup`, imported by session-end only.
 
 Hook state that must survive between calls (the Stop-block counters) lives in
 ``hooks-state.json`` in the state dir, read lock-free and written under the store lock
@@ -30,8 +30,9 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate import hooks, model
-from jobgate.errors import JobgateError
+from jobgate.claude import hooks
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from jobgate.store import Store
+    from jobgate.state.store import Store
 
 STATE_FILE = "hooks-state.json"
 
@@ -126,7 +127,7 @@ def _take_cwd(argv: list[str]) -> tuple[list[str], str | None]:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``hook`` on the main CLI (so ``jobgate --help`` lists it).
 
-    ``jobgate hook ...`` itself is dispatched by :func:`jobgate.cli.main` before
+    ``jobgate hook ...`` itself is dispatched by :func:`jobgate.cli.main.main` before
     argparse; this entry serves the help and ``jobgate --cwd DIR hook EVENT``.
     """
     import argparse
@@ -205,7 +206,7 @@ def _emit(stdout: dict[str, Any] | None, notes: list[str]) -> None:
             sys.stderr.write("".join(" ".join(n.split()) + "\n" for n in notes))
             sys.stderr.flush()
         if stdout is not None:
-            from jobgate.fileio import json_text
+            from jobgate.state.fileio import json_text
 
             sys.stdout.write(json_text(stdout) + "\n")
             sys.stdout.flush()
@@ -228,8 +229,8 @@ class _Context:
     def store(self) -> Store:
         """The workspace's store; raises if the state dir is unsafe (a symlink...)."""
         if self._store is None:
-            from jobgate.store import Store
-            from jobgate.workspace import state_dir_for
+            from jobgate.state.store import Store
+            from jobgate.state.workspace import state_dir_for
 
             self.cwd = self.payload.get("cwd") or self._default_cwd or os.getcwd()
             root, state_dir = state_dir_for(self.cwd)
@@ -241,7 +242,7 @@ class _Context:
 def _load_jobs(store: Store) -> list[model.Job]:
     """Refreshed jobs (dead ones recorded lost, or marked lost in the view when the lock
     is busy). Never waits long for the lock."""
-    from jobgate import refresh
+    from jobgate.jobs import refresh
 
     jobs, _lost = refresh.load(
         store, persist=True, lock_timeout=refresh.HOOK_LOCK_TIMEOUT, readonly_fallback=True
@@ -251,7 +252,7 @@ def _load_jobs(store: Store) -> list[model.Job]:
 
 def _setting(stored: dict[str, Any], key: str) -> Any:
     """One setting (stored value if valid, else the default), validating only that key."""
-    from jobgate import config
+    from jobgate.state import config
 
     if key in stored:
         try:
@@ -268,7 +269,7 @@ def _state_path(store: Store) -> str:
 
 def _read_state(store: Store) -> dict[str, Any]:
     """The hook state; a missing or damaged file reads as empty (it only holds counters)."""
-    from jobgate.store import CorruptFile, read_json
+    from jobgate.state.store import CorruptFile, read_json
 
     try:
         data = read_json(_state_path(store))
@@ -293,7 +294,7 @@ def _update_entry(
         return result
     import time
 
-    from jobgate.store import write_json
+    from jobgate.state.store import write_json
 
     with store.lock(STATE_LOCK_TIMEOUT):
         now = time.time()
@@ -344,7 +345,7 @@ def _stop(ctx: _Context) -> tuple[dict[str, Any] | None, list[str]]:
 def _review(
     ctx: _Context, store: Store, stored: dict[str, Any], notes: list[str]
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    from jobgate import review
+    from jobgate.claude import review
 
     command_line = str(_setting(stored, "reviewCommand"))
     max_blocks = int(_setting(stored, "maxStopBlocks"))
@@ -409,7 +410,7 @@ def _session_end(ctx: _Context) -> tuple[dict[str, Any] | None, list[str]]:
     ids = [str(j["id"]) for j in jobs if model.is_active(j)]
     if not ids:
         return None, []
-    from jobgate.hook_cleanup import cancel_detached
+    from jobgate.claude.cleanup import cancel_detached
 
     return None, [cancel_detached(store, ids)]
 

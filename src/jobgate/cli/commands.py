@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, JobgateError
+from jobgate.state.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from jobgate.store import Store
+    from jobgate.state.store import Store
 
 
 def emit(text: str) -> None:
@@ -26,8 +26,8 @@ def emit(text: str) -> None:
 
 
 def open_store(args: argparse.Namespace, *, create: bool = False) -> tuple[str, Store]:
-    from jobgate.store import Store
-    from jobgate.workspace import state_dir_for
+    from jobgate.state.store import Store
+    from jobgate.state.workspace import state_dir_for
 
     root, state_dir = state_dir_for(getattr(args, "cwd", None))
     store = Store(state_dir, root)
@@ -47,7 +47,7 @@ def session_of(args: argparse.Namespace) -> str | None:
 
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from jobgate import launch
+    from jobgate.jobs import launch
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.background:
         job = launch.start_background(store, command, **common)  # type: ignore[arg-type]
         if args.json:
-            from jobgate.render import to_json
+            from jobgate.cli.render import to_json
 
             brief = {k: job.get(k) for k in ("id", "status", "pid", "name", "logFile")}
             emit(to_json(brief))
@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         **common,  # type: ignore[arg-type]
     )
     if args.json:
-        from jobgate.render import to_json
+        from jobgate.cli.render import to_json
 
         emit(to_json({"job": job}))
     return code
@@ -85,7 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # -- status / result / log -----------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    from jobgate import model, refresh, render
+    from jobgate.cli import render
+    from jobgate.jobs import refresh
+    from jobgate.state import model
 
     root, store = open_store(args)
     jobs, _lost = refresh.load(store)
@@ -110,7 +112,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
+    from jobgate.cli import render
+    from jobgate.jobs import control, refresh
+    from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store)
@@ -131,7 +135,9 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from jobgate import logview, model, refresh
+    from jobgate.cli import logview
+    from jobgate.jobs import refresh
+    from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store)
@@ -140,7 +146,9 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
+    from jobgate.cli import render
+    from jobgate.jobs import control, refresh
+    from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store)
@@ -160,7 +168,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from jobgate import control, model, refresh, render
+    from jobgate.cli import render
+    from jobgate.jobs import control, refresh
+    from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, unwritable_fallback=False)  # cancel must write
@@ -190,9 +200,10 @@ def _cancel_finished(
     args: argparse.Namespace, store: Store, job: dict[str, Any], found_dead: str | None
 ) -> int:
     """``cancel`` of a job that is not active: nothing of it is signalled except processes
-    of its tree that outlived it (see :func:`jobgate.control.end_leftovers`). Exit 0 if
+    of its tree that outlived it (see :func:`jobgate.jobs.control.end_leftovers`). Exit 0 if
     such leftovers were ended, else 1 with the job's status."""
-    from jobgate import control, render
+    from jobgate.cli import render
+    from jobgate.jobs import control
 
     job_id = str(job["id"])
     problems: list[str] = []
@@ -221,7 +232,8 @@ def _cancel_finished(
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from jobgate import refresh, render
+    from jobgate.cli import render
+    from jobgate.jobs import refresh
 
     _root, store = open_store(args)
     # sweep's point is to write: a read-only state dir is an error, not a warning
@@ -236,7 +248,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 # -- config --------------------------------------------------------------------------
 def cmd_config(args: argparse.Namespace) -> int:
-    from jobgate import config, render
+    from jobgate.cli import render
+    from jobgate.state import config
 
     if args.action == "set":
         value = config.validate(args.key, args.value)  # before anything is created

@@ -1,6 +1,6 @@
 """CLI wiring for ``jobgate doctor``: argument parsing, output and exit codes only.
 
-The checks themselves live in :mod:`jobgate.doctor_codex`.
+The checks themselves live in :mod:`jobgate.codex.doctor`.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobgate.errors import EXIT_USAGE, JobgateError
+from jobgate.state.errors import EXIT_USAGE, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from jobgate.doctor_codex import Finding, Report
+    from jobgate.codex.doctor import Finding, Report
 
 _CODEX_DESCRIPTION = """\
 Find the Codex companion plugin's jobs that are recorded as queued or running but whose
@@ -100,8 +100,8 @@ def handler(args: argparse.Namespace) -> int:
     """Run ``jobgate doctor codex``; return the exit status (see the epilog)."""
     import json
 
-    from jobgate import doctor_codex
-    from jobgate.codex_roots import resolve_state_root
+    from jobgate.codex import doctor as doctor_codex
+    from jobgate.codex.roots import resolve_state_root
 
     roots: list[Path] | None = None
     notes: list[str] = []

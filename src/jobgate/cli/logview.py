@@ -11,9 +11,10 @@ import os
 import sys
 import time
 
-from jobgate import model, refresh
-from jobgate.errors import EXIT_OK
-from jobgate.store import Store
+from jobgate.jobs import refresh
+from jobgate.state import model
+from jobgate.state.errors import EXIT_OK
+from jobgate.state.store import Store
 
 POLL_SECONDS = 0.2
 

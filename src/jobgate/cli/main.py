@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.commands import (
+from jobgate.cli.commands import (
     cmd_cancel,
     cmd_config,
     cmd_log,
@@ -21,7 +21,7 @@ from jobgate.commands import (
     cmd_sweep,
     cmd_wait,
 )
-from jobgate.errors import EXIT_FAILED, EXIT_USAGE, JobgateError
+from jobgate.state.errors import EXIT_FAILED, EXIT_USAGE, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = ("jobgate.doctor_cli", "jobgate.hooks_cli", "jobgate.task_cli")
+EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task")
 
 
 # -- parser --------------------------------------------------------------------------
@@ -261,13 +261,13 @@ def _fast_status_args(argv: list[str]) -> argparse.Namespace | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobgate.fileio import tolerant_stdio
+    from jobgate.state.fileio import tolerant_stdio
 
     tolerant_stdio()  # a name, command or folder that is not UTF-8 must not crash output
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
         if args_list[:1] == ["hook"]:
-            from jobgate import hooks_cli  # type: ignore[attr-defined]
+            from jobgate.claude import shell as hooks_cli  # type: ignore[attr-defined]
 
             return int(hooks_cli.main(args_list[1:]))
         fast = _fast_status_args(args_list)

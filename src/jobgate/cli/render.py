@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from jobgate import model
+from jobgate.state import model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ TAIL_LINES = 3
 
 def to_json(obj: Any) -> str:
     """``--json`` output: UTF-8 text as is; undecodable bytes as ``\\udcXX`` escapes."""
-    from jobgate.fileio import json_text
+    from jobgate.state.fileio import json_text
 
     return json_text(obj, indent=2)
 

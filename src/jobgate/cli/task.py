@@ -1,6 +1,6 @@
 """``jobgate task``: run an agent CLI (codex, claude, or a configured profile) as a job.
 
-The prompt reaches the agent as one argv element (see :mod:`jobgate.agents`); no shell is
+The prompt reaches the agent as one argv element (see :mod:`jobgate.agents.profiles`); no shell is
 involved. The agent's program is looked up before anything is recorded, so a missing
 program is one clear error and leaves no job behind. Agents run non-interactively: their
 stdin is ``/dev/null`` in the foreground too, so an agent that reads piped stdin (``codex
@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.config import DEFAULT_AGENT
-from jobgate.errors import EXIT_OK, JobgateError
+from jobgate.state.config import DEFAULT_AGENT
+from jobgate.state.errors import EXIT_OK, JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from jobgate.store import Store
+    from jobgate.state.store import Store
 
 #: exit code when the agent's program is missing (the shell's "command not found")
 EXIT_NOT_FOUND = 127
@@ -72,7 +72,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _read_prompt(arg: str) -> str:
-    from jobgate import agents
+    from jobgate.agents import profiles as agents
 
     if arg != "-":
         return agents.check_prompt(arg)
@@ -131,8 +131,10 @@ def _detach_stdin() -> None:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    from jobgate import agents, commands, launch
-    from jobgate import config as config_mod
+    from jobgate.agents import profiles as agents
+    from jobgate.cli import commands
+    from jobgate.jobs import launch
+    from jobgate.state import config as config_mod
 
     prompt = _read_prompt(args.prompt)
     _root, store = commands.open_store(args)
@@ -150,7 +152,7 @@ def cmd_task(args: argparse.Namespace) -> int:
     command = agents.build(profiles, args.agent, prompt, result_file)
     extra: dict[str, Any] = {"agent": command.agent}
     if command.result_file is not None:
-        # read by the worker when the agent ends (jobgate.worker: the job's result)
+        # read by the worker when the agent ends (jobgate.jobs.worker: the job's result)
         extra["resultFile"] = command.result_file
     common: dict[str, Any] = dict(
         cwd=cwd,
@@ -166,7 +168,7 @@ def cmd_task(args: argparse.Namespace) -> int:
             _remove_quietly(command.result_file)
             raise
         if args.json:
-            from jobgate.render import to_json
+            from jobgate.cli.render import to_json
 
             keys = ("id", "status", "pid", "name", "kind", "agent", "logFile")
             commands.emit(to_json({k: job.get(k) for k in keys}))
@@ -184,7 +186,7 @@ def cmd_task(args: argparse.Namespace) -> int:
     finally:
         _remove_quietly(command.result_file)  # normally read and removed by the worker
     if args.json:
-        from jobgate.render import to_json
+        from jobgate.cli.render import to_json
 
         commands.emit(to_json({"job": final}))
     return code

@@ -21,15 +21,15 @@ the file did not change meanwhile (the plugin takes no lock). No process is ever
 signalled: a reused pid belongs to a stranger.
 
 Layout: the pure rules (:func:`decide`, :func:`record_problem`, :func:`failure_fields`)
-live in :mod:`jobgate.doctor_codex_rules`; the :class:`Report` (findings, damage) in
-:mod:`jobgate.doctor_codex_report`; checking and repairing one workspace folder (files
-through :mod:`jobgate.codex_files`) in :mod:`jobgate.doctor_codex_workspace`. Their
+live in :mod:`jobgate.codex.rules`; the :class:`Report` (findings, damage) in
+:mod:`jobgate.codex.report`; checking and repairing one workspace folder (files
+through :mod:`jobgate.codex.files`) in :mod:`jobgate.codex.workspace`. Their
 public names are re-exported here. This module's :func:`scan` finds the folders (where
-to look is :mod:`jobgate.codex_roots`), probes processes through
-:mod:`jobgate.liveness` and returns the report; rendering lives in
-:mod:`jobgate.doctor_cli`.
+to look is :mod:`jobgate.codex.roots`), probes processes through
+:mod:`jobgate.proc.liveness` and returns the report; rendering lives in
+:mod:`jobgate.cli.doctor`.
 
-Platform notes: process start times come from :func:`jobgate.liveness.proc_info` (``/proc``
+Platform notes: process start times come from :func:`jobgate.proc.liveness.proc_info` (``/proc``
 on Linux, psutil elsewhere). Linux derives them from the boot time, which is rounded to a
 second and moves if the wall clock is stepped after boot; the tolerance absorbs that.
 Where a process's start time cannot be read (another user's process on some platforms),
@@ -43,9 +43,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from jobgate.codex_roots import default_search, default_state_roots, workspace_folders
-from jobgate.doctor_codex_report import EXIT_STUCK, Damage, Finding, Report
-from jobgate.doctor_codex_rules import (
+from jobgate.codex.report import EXIT_STUCK, Damage, Finding, Report
+from jobgate.codex.roots import default_search, default_state_roots, workspace_folders
+from jobgate.codex.rules import (
     ACTIVE_STATUSES,
     ALIVE,
     FINISHED_STATUSES,
@@ -63,7 +63,7 @@ from jobgate.doctor_codex_rules import (
     record_problem,
     safe_job_id,
 )
-from jobgate.doctor_codex_workspace import MAX_WRITE_ATTEMPTS, WorkspaceCheck
+from jobgate.codex.workspace import MAX_WRITE_ATTEMPTS, WorkspaceCheck
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -99,8 +99,8 @@ __all__ = [
 
 
 def proc_facts(pid: int) -> ProcFacts | None:
-    """Ask the OS about ``pid`` (see :func:`jobgate.liveness.proc_info`)."""
-    from jobgate import liveness
+    """Ask the OS about ``pid`` (see :func:`jobgate.proc.liveness.proc_info`)."""
+    from jobgate.proc import liveness
 
     info = liveness.proc_info(pid)
     if info is None:

@@ -2,7 +2,7 @@
 
 The plugin (``codex-companion``) writes ``state.json`` and ``jobs/<id>.json`` with
 ``JSON.stringify(value, null, 2)`` plus a final newline, and it takes **no lock**. This
-module gives :mod:`jobgate.doctor_codex` the few careful file operations it needs:
+module gives :mod:`jobgate.codex.doctor` the few careful file operations it needs:
 
 * :func:`parse_json` -- strict parsing that keeps key order and refuses duplicate keys
   (rewriting such a file would silently drop one of them);

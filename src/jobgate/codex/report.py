@@ -1,8 +1,8 @@
 """What ``jobgate doctor codex`` found: the :class:`Report` and its parts.
 
-:mod:`jobgate.doctor_codex` fills a :class:`Report` (one :class:`Finding` per
+:mod:`jobgate.codex.doctor` fills a :class:`Report` (one :class:`Finding` per
 ``queued``/``running`` record, one :class:`Damage` per file or entry it could not use);
-:mod:`jobgate.doctor_cli` renders it as text or ``--json``. The report holds no I/O.
+:mod:`jobgate.cli.doctor` renders it as text or ``--json``. The report holds no I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobgate.doctor_codex_rules import STUCK
+from jobgate.codex.rules import STUCK
 
 #: exit status when stuck jobs were found and are still stuck (not fixed)
 EXIT_STUCK = 1

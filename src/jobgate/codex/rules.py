@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobgate.codex_files import iso_now, parse_iso
+from jobgate.codex.files import iso_now, parse_iso
 
 #: a process that started at most this many seconds after the job's time may still be
 #: its worker: a ``queued`` record is stamped ``createdAt`` just before its worker is

@@ -1,14 +1,14 @@
 """``jobgate doctor codex``, one workspace folder: check its jobs and, with ``fix``, repair them.
 
 :class:`WorkspaceCheck` reads a Codex companion workspace folder's ``state.json``, asks
-:func:`jobgate.doctor_codex_rules.decide` about every ``queued``/``running`` record and
-adds what it found to the :class:`~jobgate.doctor_codex_report.Report`. With ``fix`` it
+:func:`jobgate.codex.rules.decide` about every ``queued``/``running`` record and
+adds what it found to the :class:`~jobgate.codex.report.Report`. With ``fix`` it
 rewrites the stuck records in the plugin's own failure shape -- after a backup,
 atomically, and only if the file did not change meanwhile (the plugin takes no lock;
 a file that keeps changing is re-read up to :data:`MAX_WRITE_ATTEMPTS` times) -- then
 the job's own ``jobs/<id>.json`` the same way, and appends a line to its log.
 
-:func:`jobgate.doctor_codex.scan` finds the folders and runs one check per folder.
+:func:`jobgate.codex.doctor.scan` finds the folders and runs one check per folder.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobgate import codex_files as cf
-from jobgate.doctor_codex_report import Damage, Finding, Report
-from jobgate.doctor_codex_rules import (
+from jobgate.codex import files as cf
+from jobgate.codex.report import Damage, Finding, Report
+from jobgate.codex.rules import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     Decision,

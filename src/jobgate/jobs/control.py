@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import time
 
-from jobgate import liveness, model, refresh
-from jobgate.errors import EXIT_FAILED, JobgateError
-from jobgate.store import Store, log_line
+from jobgate.jobs import refresh
+from jobgate.proc import liveness
+from jobgate.state import model
+from jobgate.state.errors import EXIT_FAILED, JobgateError
+from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def cancel(
     Returns ``{"job": record, "signalled": [pids], "killed": [pids], "problems": [...]}``.
     Raises :class:`JobgateError` (exit 1) when the job is not active.
     """
-    from jobgate import proctree
+    from jobgate.proc import tree as proctree
 
     with store.transaction() as tx:
         job = tx.get(job_id)
@@ -155,7 +157,7 @@ def end_leftovers(store: Store, job_id: str, *, grace: float = 5.0) -> dict[str,
     them; each is still re-checked right before its signal (Linux; elsewhere nothing is
     found). Returns ``{"signalled": [pids], "killed": [pids], "problems": [...]}``.
     """
-    from jobgate import proctree
+    from jobgate.proc import tree as proctree
 
     procs = proctree.collect([], job_id, _others(store))
     signalled = [p.pid for p in procs]

@@ -3,7 +3,7 @@
 Background start, all inside one locked transaction so the record is never visible
 without a process identity (invariant 2):
 
-1. spawn ``python -m jobgate.worker STATE_DIR ID`` in its own session, stdio away
+1. spawn ``python -m jobgate.jobs.worker STATE_DIR ID`` in its own session, stdio away
    from the caller (stdin and stdout to /dev/null, stderr to the job log), so a
    caller that waits for its pipes to close (a test runner, a hook) is never held;
 2. capture the worker's identity (pid + start time) and write the ``queued`` record.
@@ -17,10 +17,11 @@ import os
 import subprocess
 import sys
 
-from jobgate import config as config_mod
-from jobgate import liveness, model
-from jobgate.errors import EXIT_FAILED, JobgateError
-from jobgate.store import Store, log_line
+from jobgate.proc import liveness
+from jobgate.state import config as config_mod
+from jobgate.state import model
+from jobgate.state.errors import EXIT_FAILED, JobgateError
+from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def start_background(
 #: putting anything into the environment that the job's command inherits
 _WORKER_BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from jobgate.worker import main; raise SystemExit(main(sys.argv[2:]))"
+    "from jobgate.jobs.worker import main; raise SystemExit(main(sys.argv[2:]))"
 )
 
 
@@ -131,7 +132,7 @@ def run_foreground(
 ) -> tuple[model.Job, int]:
     """Run the command here, output passing through (all of it to stderr with
     ``stdout_to_stderr``); returns (record, exit code)."""
-    from jobgate import worker
+    from jobgate.jobs import worker
 
     _check_command(command)
     store.ensure()

@@ -3,7 +3,7 @@ decide which active jobs are really dead (and why). No I/O of its own."""
 
 from __future__ import annotations
 
-from jobgate import model
+from jobgate.state import model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
     Probe = Callable[[dict[str, Any]], tuple[str, str]]
 
-ALIVE = "alive"  # mirrors jobgate.liveness.ALIVE without importing it
-UNVERIFIED = "unverified"  # mirrors jobgate.liveness.UNVERIFIED
+ALIVE = "alive"  # mirrors jobgate.proc.liveness.ALIVE without importing it
+UNVERIFIED = "unverified"  # mirrors jobgate.proc.liveness.UNVERIFIED
 
 
 def _labelled(job: model.Job) -> list[tuple[str, dict[str, Any]]]:

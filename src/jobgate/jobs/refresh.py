@@ -13,8 +13,10 @@ from __future__ import annotations
 import errno
 import time
 
-from jobgate import liveness, model, reconcile
-from jobgate.store import CorruptFile, LockTimeout, Store, log_line, warn
+from jobgate.jobs import reconcile
+from jobgate.proc import liveness
+from jobgate.state import model
+from jobgate.state.store import CorruptFile, LockTimeout, Store, log_line, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The worker: the process that starts a job's command and records how it ended.
 
-Background jobs run it detached (``python -m jobgate.worker STATE_DIR JOB_ID``, its own
+Background jobs run it detached (``python -m jobgate.jobs.worker STATE_DIR JOB_ID``, its own
 session, stdio away from the caller); a foreground ``jobgate run`` runs the same code
 in-process and tees the command's output to the terminal.
 
@@ -8,7 +8,7 @@ The command runs in a new session (so it and its process group can be ended as o
 with ``JOBGATE_JOB_ID`` in its environment, which lets ``cancel`` find descendants that
 left the group and were orphaned. In the background the command writes straight to the
 job log, so it outlives a killed worker (the job then stays running until the command
-ends too; see :mod:`jobgate.reconcile`).
+ends too; see :mod:`jobgate.jobs.reconcile`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import signal
 import subprocess
 import sys
 
-from jobgate import liveness, model
-from jobgate.spawn import HeldCommand, start_held
-from jobgate.store import Store, log_line
+from jobgate.proc import liveness
+from jobgate.proc.spawn import HeldCommand, start_held
+from jobgate.state import model
+from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def is_progress_line(line: str) -> bool:
 def _start_command(
     job: model.Job, log_path: str, foreground: bool
 ) -> tuple[HeldCommand | None, str | None]:
-    """The job's command, started held at its gate (:mod:`jobgate.spawn`), or why not."""
+    """The job's command, started held at its gate (:mod:`jobgate.proc.spawn`), or why not."""
     env = {k: v for k, v in os.environ.items() if k != WORKER_ENV}
     env[JOB_ENV] = str(job["id"])
     argv = [str(a) for a in job.get("command") or []]
@@ -250,7 +251,7 @@ def run_job(
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
-    # Agent tasks (jobgate.task_cli): an agent that wrote its final message to the job's
+    # Agent tasks (jobgate.cli.task): an agent that wrote its final message to the job's
     # ``resultFile`` (codex exec --output-last-message) gets that message as the result.
     final_message = read_result_file(store, job)
     if final_message is not None:
@@ -329,10 +330,10 @@ def model_command(job: model.Job) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the detached worker: ``python -m jobgate.worker STATE_DIR JOB_ID``."""
+    """Entry point of the detached worker: ``python -m jobgate.jobs.worker STATE_DIR JOB_ID``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        sys.stderr.write("usage: python -m jobgate.worker STATE_DIR JOB_ID\n")
+        sys.stderr.write("usage: python -m jobgate.jobs.worker STATE_DIR JOB_ID\n")
         return 2
     state_dir, job_id = args
     try:

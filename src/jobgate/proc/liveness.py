@@ -285,7 +285,7 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     rec_ns = _other_namespace(ident)
     if rec_ns is not None:
-        from jobgate import pidns  # rare: only for identities from another namespace
+        from jobgate.proc import pidns  # rare: only for identities from another namespace
 
         return pidns.probe_across(ident, pid, rec_ns, str(pid_namespace()))
     info = proc_info(pid)
@@ -343,7 +343,7 @@ def localize(ident: dict[str, Any]) -> dict[str, Any] | None:
     rec_ns = _other_namespace(ident)
     pid = ident.get("pid")
     if rec_ns is not None and isinstance(pid, int):
-        from jobgate import pidns
+        from jobgate.proc import pidns
 
         here = pidns.local_pid(pid, rec_ns) if rec_ns != pid_namespace() else None
         if here is None:

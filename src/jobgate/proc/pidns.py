@@ -1,7 +1,7 @@
 """Identities recorded in another pid namespace than the reader's (a container, or
 ``unshare -p``): the same number names another process here, if any.
 
-Linux only, and only on the rare path of such an identity (:func:`jobgate.liveness.probe`
+Linux only, and only on the rare path of such an identity (:func:`jobgate.proc.liveness.probe`
 imports this lazily). A pid namespace is known by the inode of ``/proc/<pid>/ns/pid``;
 ``/proc/<pid>/status`` lists a process's pid in each namespace it is in (``NSpid``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from jobgate import liveness
+from jobgate.proc import liveness
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 
-from jobgate import liveness, model
+from jobgate.proc import liveness
+from jobgate.state import model
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def _claim_from_state_dir(proc: psutil.Process, job_id: str) -> dict[str, Any] |
         return None
     if st.st_uid != os.geteuid() or st.st_size > FOREIGN_INDEX_MAX_BYTES:
         return None
-    from jobgate.store import Store
+    from jobgate.state.store import Store
 
     for job in Store(argv[-2]).read_index():
         if job.get("id") == argv[-1]:

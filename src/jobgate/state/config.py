@@ -1,5 +1,5 @@
 """Settings: the known keys, their defaults and validation. Parsing is pure; reading and
-writing go through :class:`jobgate.store.Store` (``config.json``, under the lock).
+writing go through :class:`jobgate.state.store.Store` (``config.json``, under the lock).
 
 Keys::
 
@@ -14,7 +14,7 @@ Keys::
 
 from __future__ import annotations
 
-from jobgate.errors import JobgateError
+from jobgate.state.errors import JobgateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ DEFAULT_AGENT = "codex"
 
 #: built-in agent profiles (argv templates); "{prompt}" is replaced by the prompt as
 #: one argv element, never through a shell; "{lastMessageFile}" by a file in the job
-#: folder whose content becomes the job's result (see jobgate.agents). codex exec writes
+#: folder whose content becomes the job's result (see jobgate.agents.profiles). codex exec writes
 #: its final message there (--output-last-message); "--" keeps a prompt that starts with
 #: "-" or names an exec subcommand ("review", "resume") a prompt.
 BUILTIN_AGENTS: dict[str, list[str]] = {

@@ -229,7 +229,7 @@ def append_line(path: str, line: str) -> None:
 
 def log_line(path: str, message: str) -> None:
     """Append a timestamped progress line ``[ISO time] message`` to a job log."""
-    from jobgate.model import now_iso
+    from jobgate.state.model import now_iso
 
     append_line(path, f"[{now_iso()}] {message}")
 

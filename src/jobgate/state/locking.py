@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from jobgate.errors import EXIT_FAILED, JobgateError
+from jobgate.state.errors import EXIT_FAILED, JobgateError
 
 
 class LockTimeout(JobgateError):

@@ -15,7 +15,7 @@ Record fields (all optional except ``id`` and ``status``)::
     announcedAt (set once the user-prompt-submit hook told Claude the job finished),
     foreground (true for ``jobgate run`` without ``--background``: never announced)
 
-Identities are described in :mod:`jobgate.liveness`.
+Identities are described in :mod:`jobgate.proc.liveness`.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def identities(job: Job) -> list[dict[str, Any]]:
     """The process identities a job recorded (worker first, then command).
 
     A legacy record with only a bare ``pid`` yields an identity without a start time;
-    :func:`jobgate.liveness.probe` refuses to call that alive, because a pid alone
+    :func:`jobgate.proc.liveness.probe` refuses to call that alive, because a pid alone
     cannot prove the process is still the job's.
     """
     out: list[dict[str, Any]] = []
@@ -311,10 +311,10 @@ def exit_code_of(returncode: int) -> tuple[int, int | None]:
 def resolve_ref(jobs: list[Job], ref: str) -> Job:
     """The job ``ref`` names: an exact id, else a unique id prefix.
 
-    Raises :class:`~jobgate.errors.JobgateError` for refs that could escape the state
+    Raises :class:`~jobgate.state.errors.JobgateError` for refs that could escape the state
     dir (``../x``, ``/etc/passwd``), unknown refs and ambiguous prefixes.
     """
-    from jobgate.errors import JobgateError
+    from jobgate.state.errors import JobgateError
 
     if not is_safe_id(ref):
         raise JobgateError(

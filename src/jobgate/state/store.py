@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 import time
 
-from jobgate import model
-from jobgate.errors import JobgateError
-from jobgate.fileio import (
+from jobgate.state import model
+from jobgate.state.errors import JobgateError
+from jobgate.state.fileio import (
     CorruptFile,
     _unlink_quietly,
     append_line,
@@ -39,13 +39,13 @@ from jobgate.fileio import (
     warn,
     write_json,
 )
-from jobgate.locking import LockTimeout, make_lock
+from jobgate.state.locking import LockTimeout, make_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from jobgate.locking import _PortableLock, _PosixLock
+    from jobgate.state.locking import _PortableLock, _PosixLock
 
 __all__ = [
     "CorruptFile",
@@ -91,13 +91,13 @@ class Store:
 
     # -- setup ---------------------------------------------------------------
     def exists(self) -> bool:
-        from jobgate.workspace import check_private_dir
+        from jobgate.state.workspace import check_private_dir
 
         return check_private_dir(self.state_dir)
 
     def ensure(self) -> None:
         """Create the state dir (0700) and ``jobs/`` if needed; refuse unsafe dirs."""
-        from jobgate.workspace import ensure_private_dir, ensure_state_root
+        from jobgate.state.workspace import ensure_private_dir, ensure_state_root
 
         ensure_state_root(os.path.dirname(self.state_dir))
         ensure_private_dir(self.state_dir)
@@ -320,7 +320,7 @@ class Transaction:
         """Prune to the workspace's ``maxJobs`` finished jobs at commit; ``spare`` (a job
         that finishes in this transaction) is kept even beyond that, so its outcome can
         be read once. An unreadable ``config.json`` leaves retention alone."""
-        from jobgate import config as config_mod
+        from jobgate.state import config as config_mod
 
         if spare is not None:
             self.spare = self.spare | {spare}

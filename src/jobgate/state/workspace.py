@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.errors import EXIT_FAILED, JobgateError
+from jobgate.state.errors import EXIT_FAILED, JobgateError
 
 APP_NAME = "jobgate"
 
