@@ -486,7 +486,7 @@ def test_a_process_newer_than_the_cached_namespace_scan_is_not_called_gone() -> 
             time.sleep(0.02)
         init = psutil.Process(box.pid).children()[0].pid
         pidns._scans.clear()
-        pidns._scan()  # the scan a reader made a moment ago (still within its TTL)
+        pidns.scan()  # the scan a reader made a moment ago (still within its TTL)
         late = subprocess.Popen(["nsenter", "-t", str(init), "-p", "-m", "sleep", "300"])
         deadline = time.monotonic() + 20
         while not psutil.Process(late.pid).children():  # nsenter forks into the namespace

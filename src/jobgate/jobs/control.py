@@ -77,6 +77,7 @@ def cancel(
     Returns ``{"job": record, "signalled": [pids], "killed": [pids], "problems": [...]}``.
     Raises :class:`JobgateError` (exit 1) when the job is not active.
     """
+    from jobgate.jobs import claims
     from jobgate.proc import tree as proctree
 
     with store.transaction() as tx:
@@ -99,17 +100,18 @@ def cancel(
             unverified = unverified or verdict == liveness.UNVERIFIED
         elif verdict == liveness.ALIVE:
             alive[label] = ident
-    others = _others(store)  # the workspace's jobs: background jobs started inside are spared
+    # the workspace's jobs: background jobs started inside this one are spared
+    spare = claims.spare_other_jobs(job_id, _others(store))
     procs = []
     if "command" in alive:
         # the command's tree (and env-marked strays) is what we end; a live worker
         # is spared so it can record the end itself
-        procs = proctree.collect([alive["command"]], job_id, others)
+        procs = proctree.collect([alive["command"]], job_id, spare)
         worker_here = liveness.localize(alive["worker"]) if "worker" in alive else None
         if worker_here is not None:
             procs = [p for p in procs if p.pid != worker_here["pid"]]
     elif "worker" not in alive:
-        procs = proctree.collect([], job_id, others)  # strays only
+        procs = proctree.collect([], job_id, spare)  # strays only
     signalled = [p.pid for p in procs]
     killed, sig_problems = proctree.terminate_tree(procs, grace)
     problems += sig_problems
@@ -123,7 +125,7 @@ def cancel(
         while liveness.is_alive(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         if liveness.is_alive(worker):
-            leftover = proctree.collect([worker], job_id, others)
+            leftover = proctree.collect([worker], job_id, spare)
             signalled += [p.pid for p in leftover]
             more_killed, more_problems = proctree.terminate_tree(leftover, 1.0)
             killed += more_killed
@@ -157,9 +159,10 @@ def end_leftovers(store: Store, job_id: str, *, grace: float = 5.0) -> dict[str,
     them; each is still re-checked right before its signal (Linux; elsewhere nothing is
     found). Returns ``{"signalled": [pids], "killed": [pids], "problems": [...]}``.
     """
+    from jobgate.jobs import claims
     from jobgate.proc import tree as proctree
 
-    procs = proctree.collect([], job_id, _others(store))
+    procs = proctree.collect([], job_id, claims.spare_other_jobs(job_id, _others(store)))
     signalled = [p.pid for p in procs]
     killed, problems = proctree.terminate_tree(procs, grace)
     if signalled:

@@ -10,36 +10,50 @@ only present on Linux; ``startTime`` is the process start as a Unix time (psutil
 ``create_time()`` elsewhere). Two processes with the same pid are the same process only
 if their start times match: a pid alone says nothing once it has been reused.
 
-Platform notes:
-
-* Linux: the fast path reads ``/proc`` directly (no psutil import, a few microseconds
-  per probe). A process's start time is readable even when it belongs to another user,
-  so identity can be verified without the right to signal it.
-* Elsewhere: psutil, imported lazily on first use.
+Platform seam: the facts about a process (its state and start time, the boot id,
+pidfs inodes, pid namespaces, env-marked processes) come from one backend chosen once at
+import — :mod:`jobgate.proc._linux` (``/proc`` read directly, no psutil, a few
+microseconds per probe) or :mod:`jobgate.proc._portable` (psutil, imported lazily) —
+and this module decides what they mean. On Linux a process's start time is readable
+even when it belongs to another user, so identity is verified without the right to
+signal it.
 
 A zombie (state ``Z``, exited but not yet reaped by its parent, common in containers
 whose pid 1 does not reap) counts as dead.
 
 Linux >= 6.9: the identity also records the process's pidfs inode number
-(``pidfsIno``: ``fstat`` of a pidfd), unique per process for the life of the boot, so a
-pid reused within the same clock tick, which start times cannot tell apart, is still
-seen as another process. Older kernels and other platforms go without it.
+(``pidfsIno``), unique per process for the life of the boot, so a pid reused within the
+same clock tick, which start times cannot tell apart, is still seen as another process.
 
-A missing ``/proc/<pid>`` entry is confirmed with signal 0 (which sends nothing) before a
-pid is called gone: where ``/proc`` is hidden (``hidepid``), not mounted or from another
-pid namespace, a process that exists but cannot be identified is :data:`UNVERIFIED`,
-neither alive nor dead.
+A process that exists but cannot be identified (``hidepid``, no ``/proc``, or one of
+another pid namespace) is :data:`UNVERIFIED`, neither alive nor dead.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
+
+if sys.platform.startswith("linux"):
+    from jobgate.proc import _linux as _os
+else:  # pragma: no cover - exercised off Linux
+    from jobgate.proc import _portable as _os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from jobgate.proc import pidns
+
+#: the platform backend, chosen once at import (psutil's ``_pslinux``/``_psosx`` pattern)
+backend = _os
+# The backend's facts, re-exported: this module is the one face of process identity.
+boot_id = _os.boot_id
+proc_info = _os.proc_info
+read_proc_stat = _os.read_proc_stat
+pidfs_inode = _os.pidfs_inode
+pid_namespace = _os.pid_namespace
+proc_is_ours = _os.proc_is_ours
 
 #: verdicts returned by :func:`probe`
 ALIVE = "alive"
@@ -50,31 +64,11 @@ REBOOTED = "rebooted"
 FOREIGN = "foreign"
 UNVERIFIED = "unverified"
 
-_LINUX = sys.platform.startswith("linux")
 #: start times (seconds) closer than this are "the same" when only wall-clock
 #: start times can be compared (no ticks on one side).
 START_TOLERANCE = 1.0
 
-_boot_id_cache: list[str | None] = []
-_btime_cache: list[float] = []
 _host_cache: list[str] = []
-_pidfs_cache: list[bool] = []
-_pidns_cache: list[str | None] = []
-_proc_ours_cache: list[bool] = []
-
-
-def boot_id() -> str | None:
-    """The kernel's random per-boot id (Linux), else None."""
-    if not _boot_id_cache:
-        value: str | None = None
-        if _LINUX:
-            try:
-                with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-                    value = fh.read().strip() or None
-            except OSError:
-                value = None
-        _boot_id_cache.append(value)
-    return _boot_id_cache[0]
 
 
 def host_name() -> str:
@@ -86,154 +80,6 @@ def host_name() -> str:
 
             _host_cache.append(platform.node())
     return _host_cache[0]
-
-
-def _clock_ticks() -> int:
-    try:
-        return os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 100
-
-
-def _boot_time() -> float:
-    if not _btime_cache:
-        value = 0.0
-        try:
-            with open("/proc/stat", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith("btime "):
-                        value = float(line.split()[1])
-                        break
-        except OSError:  # pragma: no cover
-            value = 0.0
-        _btime_cache.append(value)
-    return _btime_cache[0]
-
-
-def read_proc_stat(pid: int) -> tuple[str, int] | None:
-    """Linux: ``(state, start_ticks)`` of ``pid`` from ``/proc/<pid>/stat``, or None.
-
-    The command name (field 2) may contain spaces and parentheses, so the fields are
-    split after the *last* ``)``. A process whose main thread has exited while other
-    threads still run shows state ``Z`` with more than one thread: it is alive, and is
-    reported with state ``L`` (this module's own letter) so no one takes it for a zombie.
-    """
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-    except (OSError, ValueError):
-        return None
-    try:
-        data = os.read(fd, 4096)  # one read: the kernel renders the whole line at once
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    end = data.rfind(b")")
-    if end < 0:
-        return None
-    fields = data[end + 2 :].split()
-    try:
-        state = fields[0].decode("ascii")
-        if state == "Z" and int(fields[17]) > 1:  # num_threads: its other threads run on
-            state = "L"
-        return state, int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def proc_info(pid: int) -> dict[str, Any] | None:
-    """What the OS says about ``pid`` now: ``{"pid", "state", "startTime", "startTicks"?}``.
-
-    ``state`` is a one-letter Linux state (``R``, ``S``, ``Z``...) or psutil's status
-    name elsewhere; ``startTime`` is a Unix time. None when no such process exists.
-    """
-    if pid <= 0:
-        return None
-    if _LINUX:
-        st = read_proc_stat(pid)
-        if st is None:
-            return _exists_unreadable(pid)
-        state, ticks = st
-        return {
-            "pid": pid,
-            "state": state,
-            "startTicks": ticks,
-            "startTime": _boot_time() + ticks / _clock_ticks(),
-        }
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            status = proc.status()
-            created = proc.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:  # pragma: no cover - platform specific
-        return {"pid": pid, "state": "unknown"}
-    state = "Z" if status == psutil.STATUS_ZOMBIE else status
-    return {"pid": pid, "state": state, "startTime": created}
-
-
-def _exists_unreadable(pid: int) -> dict[str, Any] | None:
-    """``/proc`` has no readable entry for ``pid``: None if no such process exists,
-    else ``{"pid", "state": "unknown"}`` (no start time: it cannot be identified)."""
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check, nothing is delivered
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # exists, belongs to someone we may not signal
-    except OSError:
-        return None
-    return {"pid": pid, "state": "unknown"}
-
-
-def pidfs_inode(pid: int) -> int | None:
-    """Linux >= 6.9 (pidfs): the inode number of a pidfd for ``pid``, unique to that
-    process for as long as the machine runs (a reused pid gets a new one). None where
-    pidfds are not pidfs inodes (older kernels: one shared anonymous inode), or when
-    there is no such process."""
-    if not _pidfs_ok():
-        return None
-    return _pidfd_lookup(pid)[0]
-
-
-def _pidfd_lookup(pid: int) -> tuple[int | None, int]:
-    """``(inode, 0)`` of a pidfd for ``pid``, else ``(None, errno)``: ``ESRCH`` no such
-    process; ``EINVAL`` or ``ENOENT`` (by kernel version) the id is a thread's."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError as exc:
-        return None, exc.errno or 0
-    except (AttributeError, ValueError, OverflowError):
-        return None, -1
-    try:
-        return os.fstat(fd).st_ino, 0
-    except OSError as exc:  # pragma: no cover
-        return None, exc.errno or 0
-    finally:
-        os.close(fd)
-
-
-def _pidfs_ok() -> bool:
-    if not _pidfs_cache:
-        mine = _pidfd_lookup(os.getpid())[0]
-        other = _pidfd_lookup(os.getppid() or 1)[0]
-        _pidfs_cache.append(mine is not None and other is not None and mine != other)
-    return _pidfs_cache[0]
-
-
-def pid_namespace() -> str | None:
-    """Linux: this process's pid namespace (``pid:[4026531836]``), else None. Pids mean
-    something only inside the namespace they were recorded in."""
-    if not _pidns_cache:
-        try:
-            value: str | None = os.readlink("/proc/self/ns/pid")
-        except (OSError, AttributeError):
-            value = None
-        _pidns_cache.append(value)
-    return _pidns_cache[0]
 
 
 def capture(pid: int) -> dict[str, Any] | None:
@@ -285,9 +131,7 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     rec_ns = _other_namespace(ident)
     if rec_ns is not None:
-        from jobgate.proc import pidns  # rare: only for identities from another namespace
-
-        return pidns.probe_across(ident, pid, rec_ns, str(pid_namespace()))
+        return _probe_across(ident, pid, rec_ns)
     info = proc_info(pid)
     if info is None:
         return GONE, f"pid {pid} is gone"
@@ -296,18 +140,18 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if "startTime" not in info:
         return UNVERIFIED, f"pid {pid} exists but its start time cannot be read here"
     rec_ino = ident.get("pidfsIno")
-    if isinstance(rec_ino, int) and same_boot and _pidfs_ok():
+    if isinstance(rec_ino, int) and same_boot and _os.pidfs_ok():
         # Exact: the pidfs inode is unique per process on this boot. It tells apart a pid
         # reused within the same 10 ms clock tick (which start times cannot), and proves
         # the same process where start ticks read differently (a time namespace).
-        ino, err = _pidfd_lookup(pid)
+        ino, err = _os.pidfd_lookup(pid)
         if ino == rec_ino:
             return ALIVE, f"pid {pid} is alive"
-        if ino is not None or err in (errno.EINVAL, errno.ENOENT):
+        if ino is not None or err in (_os.EINVAL, _os.ENOENT):
             # another process; or, as /proc showed a task there, now a thread's id
             # (pidfd_open refuses those: EINVAL on older kernels, ENOENT on newer ones)
             return REUSED, f"pid {pid} now belongs to another process"
-        if err == errno.ESRCH:
+        if err == _os.ESRCH:
             return GONE, f"pid {pid} is gone"
     rec_ticks = ident.get("startTicks")
     if isinstance(rec_ticks, int) and "startTicks" in info:
@@ -321,18 +165,6 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if not same:
         return REUSED, f"pid {pid} now belongs to another process"
     return ALIVE, f"pid {pid} is alive"
-
-
-def proc_is_ours() -> bool:
-    """False when the mounted /proc shows another pid namespace than ours (``unshare
-    -p`` without a /proc of its own): its pids are not the ones we would signal."""
-    if not _proc_ours_cache:
-        try:
-            ours = os.readlink("/proc/self") == str(os.getpid())
-        except OSError:
-            ours = True  # no /proc/self: the /proc reads fail on their own
-        _proc_ours_cache.append(ours)
-    return _proc_ours_cache[0]
 
 
 def localize(ident: dict[str, Any]) -> dict[str, Any] | None:
@@ -367,3 +199,39 @@ def _other_namespace(ident: dict[str, Any]) -> str | None:
 
 def is_alive(ident: dict[str, Any] | None) -> bool:
     return ident is not None and probe(ident)[0] == ALIVE
+
+
+def _probe_across(ident: dict[str, Any], pid: int, rec_ns: str) -> tuple[str, str]:
+    """Probe an identity recorded in pid namespace ``rec_ns`` from this one.
+
+    Looks among the processes visible here for the member of ``rec_ns`` whose innermost
+    pid (``NSpid``) is ``pid``, then probes it under its pid here. No member visible:
+    from the initial namespace (which sees all) that namespace is gone, and with it the
+    process; from anywhere else nothing can be told (``UNVERIFIED``). "Gone" is only
+    ever said from a fresh scan of ``/proc``: a cached one may predate the process.
+    """
+    from jobgate.proc import pidns  # rare: only for identities from another namespace
+
+    if not proc_is_ours():
+        return UNVERIFIED, f"pid {pid}: this /proc belongs to another pid namespace"
+    verdict = _probe_in(pidns.scan(), ident, pid, rec_ns)
+    if verdict[0] == GONE:
+        verdict = _probe_in(pidns.scan(fresh=True), ident, pid, rec_ns)
+    return verdict
+
+
+def _probe_in(scan: pidns.Scan, ident: dict[str, Any], pid: int, rec_ns: str) -> tuple[str, str]:
+    from jobgate.proc import pidns
+
+    members = scan.members.get(rec_ns)
+    if members is not None:
+        here = members.get(pid)
+        if here is None:
+            return GONE, f"pid {pid} is gone (no longer in its pid namespace)"
+        local = {k: v for k, v in ident.items() if k != "pidNs"}
+        local["pid"] = here
+        verdict, evidence = probe(local)
+        return verdict, f"{evidence} (pid {pid} in its own pid namespace)"
+    if pid_namespace() == pidns.ROOT_PID_NS and scan.complete:
+        return GONE, f"pid {pid} is gone (its pid namespace no longer exists)"
+    return UNVERIFIED, f"pid {pid} was recorded in another pid namespace than this one"
