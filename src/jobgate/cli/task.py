@@ -1,11 +1,8 @@
-"""``jobgate task``: run an agent CLI (codex, claude, or a configured profile) as a job.
-
-The prompt reaches the agent as one argv element (see :mod:`jobgate.agents.profiles`); no shell is
-involved. The agent's program is looked up before anything is recorded, so a missing
-program is one clear error and leaves no job behind. Agents run non-interactively: their
-stdin is ``/dev/null`` in the foreground too, so an agent that reads piped stdin (``codex
-exec`` does) never waits on ours.
-"""
+"""``jobgate task``: the command line of an agent task (codex, claude, or a configured
+profile): its arguments, reading the prompt, and output. The task itself is
+:mod:`jobgate.agents.task`. Agents run non-interactively: their stdin is ``/dev/null`` in
+the foreground too, so an agent that reads piped stdin (``codex exec`` does) never waits
+on ours."""
 
 from __future__ import annotations
 
@@ -20,10 +17,6 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from jobgate.state.store import Store
-
-#: exit code when the agent's program is missing (the shell's "command not found")
-EXIT_NOT_FOUND = 127
 
 EPILOG = """examples:
   jobgate task --background --name flaky "find why test_sync is flaky and fix it"
@@ -84,44 +77,6 @@ def _read_prompt(arg: str) -> str:
     return agents.check_prompt(text.rstrip("\r\n"))
 
 
-def _locate(program: str, cwd: str) -> str | None:
-    """Where ``program`` would be found when started in ``cwd`` (None: nowhere).
-
-    A name without a slash is looked up on PATH; a path is taken relative to ``cwd``,
-    as the worker starts the command there.
-    """
-    import shutil
-
-    if os.sep in program or (os.altsep and os.altsep in program):
-        return shutil.which(os.path.join(cwd, program))
-    return shutil.which(program)
-
-
-def _result_file(store: Store) -> str:
-    """A fresh, empty file in the job folder for the agent's final message.
-
-    Created here (0600, like every state file: a final message can be as secret as the
-    prompt) rather than left to the agent, which would create it with its own umask.
-    """
-    import secrets
-
-    while True:
-        path = os.path.join(store.jobs_dir, f"{secrets.token_hex(8)}.last-message")
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:  # pragma: no cover - 64 random bits
-            continue
-        return path
-
-
-def _remove_quietly(path: str | None) -> None:
-    if path:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-
-
 def _detach_stdin() -> None:
     fd = os.open(os.devnull, os.O_RDONLY)
     try:
@@ -131,42 +86,21 @@ def _detach_stdin() -> None:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
-    from jobgate.agents import profiles as agents
+    from jobgate.agents import task
     from jobgate.cli import commands
-    from jobgate.jobs import launch
-    from jobgate.state import config as config_mod
 
     prompt = _read_prompt(args.prompt)
     _root, store = commands.open_store(args)
-    stored = store.read_config() if os.path.isdir(store.state_dir) else {}
-    profiles = config_mod.effective(stored)["agents"]
-    template = agents.profile(profiles, args.agent)
-    cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
-    if _locate(template[0], cwd) is None:
-        raise JobgateError(
-            agents.missing_program_message(args.agent, template[0], template), EXIT_NOT_FOUND
-        )
-
-    store.ensure()
-    result_file = _result_file(store) if agents.uses_last_message_file(template) else None
-    command = agents.build(profiles, args.agent, prompt, result_file)
-    extra: dict[str, Any] = {"agent": command.agent}
-    if command.result_file is not None:
-        # read by the worker when the agent ends (jobgate.jobs.worker: the job's result)
-        extra["resultFile"] = command.result_file
-    common: dict[str, Any] = dict(
-        cwd=cwd,
-        kind="task",
-        name=args.name or agents.default_name(command.agent, prompt),
+    prepared = task.prepare(
+        store,
+        args.agent,
+        prompt,
+        cwd=os.path.realpath(getattr(args, "cwd", None) or os.getcwd()),
+        name=args.name,
         session_id=commands.session_of(args),
-        extra=extra,
     )
     if args.background:
-        try:
-            job = launch.start_background(store, list(command.argv), **common)
-        except BaseException:
-            _remove_quietly(command.result_file)
-            raise
+        job = task.start_background(store, prepared)
         if args.json:
             from jobgate.cli.render import to_json
 
@@ -174,17 +108,12 @@ def cmd_task(args: argparse.Namespace) -> int:
             commands.emit(to_json({k: job.get(k) for k in keys}))
         else:
             commands.emit(
-                f"{job['id']}\nstarted {command.agent} in the background (pid {job['pid']}); "
+                f"{job['id']}\nstarted {prepared.agent} in the background (pid {job['pid']}); "
                 f"then: jobgate wait {job['id']} && jobgate result {job['id']}"
             )
         return EXIT_OK
     _detach_stdin()
-    try:
-        final, code = launch.run_foreground(
-            store, list(command.argv), stdout_to_stderr=args.json, **common
-        )
-    finally:
-        _remove_quietly(command.result_file)  # normally read and removed by the worker
+    final, code = task.run_foreground(store, prepared, stdout_to_stderr=args.json)
     if args.json:
         from jobgate.cli.render import to_json
 

@@ -251,7 +251,7 @@ def run_job(
     returncode = proc.wait()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
-    # Agent tasks (jobgate.cli.task): an agent that wrote its final message to the job's
+    # Agent tasks (jobgate.agents.task): an agent that wrote its final message to the job's
     # ``resultFile`` (codex exec --output-last-message) gets that message as the result.
     final_message = read_result_file(store, job)
     if final_message is not None:
