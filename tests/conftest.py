@@ -227,6 +227,15 @@ def dead_identity() -> dict[str, Any]:
 
 
 # -- Claude Code hook helpers (tests/test_hook*.py, tests/test_plugin.py) ----------------
+#: a program whose main thread exits while another thread runs on (state Z, threads > 1)
+MAIN_THREAD_EXITS = (
+    "import ctypes, threading, time\n"
+    "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+    "print('ready', flush=True)\n"
+    "ctypes.CDLL(None).pthread_exit(None)\n"
+)
+
+
 HOOK_EVENT_NAMES = {
     "stop": "Stop",
     "session-start": "SessionStart",

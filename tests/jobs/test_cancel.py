@@ -257,7 +257,7 @@ def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_oute
 
 
 def test_cancel_ends_a_command_whose_main_thread_exited_while_others_run(jg: Env) -> None:
-    from test_liveness import MAIN_THREAD_EXITS
+    from conftest import MAIN_THREAD_EXITS
 
     job = _running(jg, sys.executable, "-c", MAIN_THREAD_EXITS)
     deadline = time.monotonic() + 20

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from conftest import (
+    MAIN_THREAD_EXITS,
     SRC,
     Env,
     can_force_pid_reuse,
@@ -376,14 +377,6 @@ def test_a_pid_that_now_names_a_thread_of_another_process_is_not_the_job() -> No
     finally:
         host.kill()
         host.wait()
-
-
-MAIN_THREAD_EXITS = (
-    "import ctypes, threading, time\n"
-    "threading.Thread(target=time.sleep, args=(60,)).start()\n"
-    "print('ready', flush=True)\n"
-    "ctypes.CDLL(None).pthread_exit(None)\n"
-)
 
 
 def test_a_process_whose_main_thread_exited_while_others_run_is_alive() -> None:

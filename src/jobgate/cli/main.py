@@ -11,16 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.cli.commands import (
-    cmd_cancel,
-    cmd_config,
-    cmd_log,
-    cmd_result,
-    cmd_run,
-    cmd_status,
-    cmd_sweep,
-    cmd_wait,
-)
 from jobgate.state.errors import EXIT_FAILED, EXIT_USAGE, JobgateError
 
 TYPE_CHECKING = False
@@ -47,6 +37,17 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse
+
+    from jobgate.cli.commands import (
+        cmd_cancel,
+        cmd_config,
+        cmd_log,
+        cmd_result,
+        cmd_run,
+        cmd_status,
+        cmd_sweep,
+        cmd_wait,
+    )
 
     class Parser(argparse.ArgumentParser):
         """Usage errors as one line on stderr, like every other error, not usage + error."""
@@ -234,6 +235,8 @@ def _fast_status_args(argv: list[str]) -> argparse.Namespace | None:
     """
     from types import SimpleNamespace
 
+    from jobgate.cli.commands import cmd_status
+
     ns = SimpleNamespace(job=None, json=False, all=False, cwd=None, handler=cmd_status)
     if argv[:1] == ["--cwd"] and len(argv) >= 3:
         ns.cwd, argv = argv[1], argv[2:]
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(hooks_cli.main(args_list[1:]))
         fast = _fast_status_args(args_list)
         if fast is not None:
-            return int(cmd_status(fast))
+            return int(fast.handler(fast))
         parser = build_parser()
         args, extra = parser.parse_known_args(args_list)
         if extra:

@@ -10,7 +10,6 @@ is written, and one warning per process says so (see :func:`load`).
 
 from __future__ import annotations
 
-import errno
 import time
 
 from jobgate.jobs import reconcile
@@ -26,10 +25,15 @@ if TYPE_CHECKING:
 #: settles for a read-only view
 HOOK_LOCK_TIMEOUT = 0.25
 
-#: what a refused write fails with: the state dir is readable but cannot be changed
-WRITE_REFUSED = frozenset(
-    {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-)
+
+def write_refused(code: int | None) -> bool:
+    """Whether a write failed because the state dir is readable but cannot be changed
+    (read-only, no permission, full, over quota)."""
+    import errno  # only once a write has failed
+
+    refused = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC}
+    return code in refused or code == getattr(errno, "EDQUOT", errno.ENOSPC)
+
 
 #: set once this process has warned that it could not write what it found (``wait``
 #: and ``log --follow`` load again and again; they say it once)
@@ -51,7 +55,7 @@ def load(
     the lock cannot be had in ``lock_timeout`` and ``readonly_fallback`` is set, the
     lost jobs are marked in the returned view only, so a dead job is still never
     reported as running. Likewise, with ``unwritable_fallback`` (the default: for
-    readers), when the system refuses the write (:data:`WRITE_REFUSED`: read-only file
+    readers), when the system refuses the write (:func:`write_refused`: read-only file
     system, permission denied, disk full): one warning on stderr per process, nothing
     written. Commands whose point is to write (``sweep``, ``cancel``) turn it off and
     fail with the system's error instead.
@@ -77,7 +81,7 @@ def load(
         if not readonly_fallback or jobs is None:
             raise
     except OSError as exc:
-        if not unwritable_fallback or exc.errno not in WRITE_REFUSED:
+        if not unwritable_fallback or not write_refused(exc.errno):
             raise
         _warn_unwritable(exc)
         if jobs is None:

@@ -18,3 +18,10 @@ class JobgateError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+class LockTimeout(JobgateError):
+    """Another process held the lock too long: the system refused, not bad input (exit 1)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(f"timed out after {timeout:g}s waiting for the lock {path}", EXIT_FAILED)

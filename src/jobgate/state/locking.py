@@ -10,15 +10,6 @@ from __future__ import annotations
 import os
 import time
 
-from jobgate.state.errors import EXIT_FAILED, JobgateError
-
-
-class LockTimeout(JobgateError):
-    """Another process held the lock too long: the system refused, not bad input (exit 1)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__(f"timed out after {timeout:g}s waiting for the lock {path}", EXIT_FAILED)
-
 
 class _PosixLock:
     def __init__(self, path: str) -> None:

@@ -27,7 +27,7 @@ import os
 import time
 
 from jobgate.state import model
-from jobgate.state.errors import JobgateError
+from jobgate.state.errors import JobgateError, LockTimeout
 from jobgate.state.fileio import (
     CorruptFile,
     _unlink_quietly,
@@ -39,7 +39,6 @@ from jobgate.state.fileio import (
     warn,
     write_json,
 )
-from jobgate.state.locking import LockTimeout, make_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -209,6 +208,8 @@ class _LockContext:
 
     def __enter__(self) -> _LockContext:
         self.store.ensure()
+        from jobgate.state.locking import make_lock  # writers only: readers take no lock
+
         lock = make_lock(self.store.lock_path)
         if not lock.acquire(self.timeout):
             raise LockTimeout(self.store.lock_path, self.timeout)
