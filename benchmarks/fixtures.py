@@ -1,0 +1,127 @@
+"""What the measurements run against: workspaces, jobgate state written with jobgate's own
+``Store`` and ``model``, and live ``sleep`` processes standing in for running jobs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+SESSION = "bench"
+LIVE_SLEEP_SECONDS = "900"  # the sleeps are killed at the end; this only bounds a crash
+
+
+def make_workspace(path: Path) -> str:
+    """A workspace folder that looks like a git checkout (the root lookup stops here)."""
+    (path / ".git").mkdir(parents=True)
+    return str(path)
+
+
+class Sleepers:
+    """Live processes whose identities running jobs record; all ended in :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self) -> dict[str, Any]:
+        from jobgate.proc import liveness
+
+        proc = subprocess.Popen(
+            ["sleep", LIVE_SLEEP_SECONDS],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        ident = liveness.capture(proc.pid)
+        if ident is None:
+            raise RuntimeError(f"could not capture the identity of sleep pid {proc.pid}")
+        return ident
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
+        self.procs.clear()
+
+
+def _finished_output(i: int, ok: bool) -> str:
+    lines = [f"collected {20 + i % 7} items", ""]
+    lines += [f"tests/test_mod{i}_{k}.py ....................  [{k * 10}%]" for k in range(1, 11)]
+    lines.append(f"{20 + i % 7} passed in {1 + i % 9}.{i % 100:02d}s" if ok else "1 failed")
+    return "\n".join(lines) + "\n"
+
+
+def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str:
+    """Write ``n_jobs`` retained jobs (the newest ``n_running`` of them running) for
+    workspace ``ws`` with jobgate's own store; returns the state dir."""
+    from jobgate.proc import liveness
+    from jobgate.state import model
+    from jobgate.state.store import Store, log_line
+    from jobgate.state.workspace import state_dir_for
+
+    root, state_dir = state_dir_for(ws)
+    store = Store(state_dir, root)
+    store.ensure()
+    with store.lock():
+        store.write_config({"maxJobs": 100_000, "stopReviewGate": False})
+    now = time.time()
+    boot = liveness.boot_id()
+    host = liveness.host_name()
+    jobs: list[dict[str, Any]] = []
+    for i in range(n_jobs):
+        t = now - (n_jobs - i) * 90.0  # one job every 90 s, oldest first
+        running = i >= n_jobs - n_running
+        kind = "task" if i % 3 == 0 else "run"
+        command = (
+            ["codex", "exec", "--skip-git-repo-check", f"review change {i}"]
+            if kind == "task"
+            else ["pytest", "-q", f"tests/test_mod{i}.py"]
+        )
+        job_id = model.new_id(kind, t)
+        session = SESSION if running or i % 2 == 0 else "other-session"
+        job = model.new_job(
+            job_id=job_id,
+            command=command,
+            cwd=ws,
+            kind=kind,
+            name=f"{kind} {i}",
+            session_id=session,
+            log_file=store.log_path(job_id),
+            now=t,
+        )
+        if running:
+            worker, cmd = sleepers.spawn(), sleepers.spawn()
+            job = model.mark_running(job, worker=worker, command=cmd, now=t + 0.1)
+        else:
+            # identities of processes that are long gone, as a finished record keeps them
+            fake = {"startTime": round(t, 3), "bootId": boot, "host": host}
+            worker = {"pid": 200_000 + 2 * i, "startTicks": 10_000 + i, **fake}
+            cmd = {"pid": 200_001 + 2 * i, "startTicks": 10_001 + i, **fake}
+            job = model.mark_running(job, worker=worker, command=cmd, now=t + 0.1)
+            if i % 10 == 9:
+                job = model.mark_cancel_requested(job, now=t + 30)
+            ok = i % 7 != 3
+            job = model.mark_exited(
+                job,
+                exit_code=0 if ok else 1,
+                signal=None,
+                output=_finished_output(i, ok),
+                now=t + 60,
+            )
+        jobs.append(job)
+    with store.transaction() as tx:
+        for job in jobs:  # oldest first: put() inserts at the front, newest ends first
+            tx.put(job)
+    for job in jobs:
+        log_line(job["logFile"], f"jobgate: job {job['id']} created")
+        log_line(job["logFile"], "jobgate: command started")
+        if model.is_finished(job):
+            log_line(job["logFile"], f"jobgate: command ended ({job['status']})")
+    return str(state_dir)
