@@ -1,6 +1,6 @@
 """Session-end cleanup: cancel the ending session's active jobs in a detached process.
 
-The ``session-end`` hook (:mod:`jobgate.claude.shell`) decides which jobs to cancel; this
+The ``session-end`` hook (:mod:`jobgate.claude.sessions`) decides which jobs to cancel; this
 module does the cancelling. Claude Code may stop waiting for (and kill) a SessionEnd hook
 after a short time, so the work runs in a process of its own session
 (:func:`cleanup_main`) that the hook waits for only a while (:func:`cancel_detached`).

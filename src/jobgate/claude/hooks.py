@@ -1,12 +1,12 @@
 """Claude Code hook decisions: what to print, block and record. Pure: no I/O.
 
-:mod:`jobgate.claude.shell` reads the payload and the state, calls these functions and
-writes what they return. Everything here takes plain dicts (the hook payload, job
-records, the hook state) and returns plain values, so each rule is testable without
-processes or files.
+:mod:`jobgate.claude.shell` and the handlers it runs read the payload and the state,
+call these functions and write what they return. Everything here takes plain dicts (the
+hook payload, job records, the hook state) and returns plain values, so each rule is
+testable without processes or files.
 
-The hook state (``hooks-state.json`` in the state dir, see :mod:`jobgate.claude.shell`)
-holds one entry per session::
+The hook state (``hooks-state.json`` in the state dir, see
+:mod:`jobgate.claude.hook_state`) holds one entry per session::
 
     {"version": 1, "sessions": {"<session id or *>": {
         "stopJobs": ["run-..."],   # the active jobs the last wait-block was about

@@ -1,0 +1,41 @@
+"""user-prompt-submit: a new prompt ends the Stop hook's rows of blocks, and Claude is
+told, once per job, which of the session's background jobs finished.
+
+"Once" is the job record's ``announcedAt``, set under the store lock on a fresh read, so
+concurrent hooks announce a job only once. What is announced, and how, is
+:mod:`jobgate.claude.hooks`' (:func:`~jobgate.claude.hooks.unannounced`,
+:func:`~jobgate.claude.hooks.announcement`).
+"""
+
+from __future__ import annotations
+
+from jobgate.claude import hook_state, hooks
+from jobgate.state import model
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobgate.claude.context import HookContext, Output
+
+
+def user_prompt_submit(ctx: HookContext) -> Output:
+    store = ctx.store()
+    jobs = ctx.session_jobs()
+    hook_state.update_entry(store, ctx.key, lambda entry: (None, hooks.clear_rows(entry)))
+    fresh = hooks.unannounced(jobs)
+    if not fresh:
+        return None, []
+    import time
+
+    announced: list[model.Job] = []
+    with store.transaction(hook_state.STATE_LOCK_TIMEOUT) as tx:
+        now = time.time()
+        for job in fresh:
+            full = tx.get(str(job["id"]))
+            if full is None or not model.is_finished(full) or full.get("announcedAt"):
+                continue  # announced by a concurrent hook, or not finished after all
+            marked = model.touch(full, now, announcedAt=model.now_iso(now))
+            tx.put(marked)
+            announced.append(model.summary(marked))
+    if not announced:
+        return None, []
+    return hooks.prompt_output(hooks.announcement(announced)), []

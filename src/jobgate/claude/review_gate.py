@@ -1,0 +1,54 @@
+"""The Stop hook's review gate (``stopReviewGate``): run ``reviewCommand`` on the turn and
+block on its BLOCK, at most ``maxStopBlocks`` times in a row.
+
+The Stop hook (:mod:`jobgate.claude.shell`) imports this module only with the gate on and
+outside a review. The reviewer runs through :mod:`jobgate.claude.review`; what its verdict
+means is :func:`jobgate.claude.hooks.review_decision`; the blocks in a row are counted in
+the hook state (:mod:`jobgate.claude.hook_state`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from jobgate.claude import hook_state, hooks, review
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from jobgate.claude.context import HookContext, Output
+
+
+def review_turn(ctx: HookContext, notes: list[str]) -> Output:
+    """Review the turn that is ending; ``notes`` (the Stop hook's lines so far) gets the
+    gate's own lines."""
+    store = ctx.store()
+    command_line = str(ctx.setting("reviewCommand"))
+    max_blocks = int(ctx.setting("maxStopBlocks"))
+    outcome = review.run(
+        command_line,
+        hooks.review_prompt(ctx.payload, store.workspace_root),
+        timeout=float(ctx.setting("reviewTimeout")),
+        cwd=os.path.realpath(ctx.cwd) if ctx.cwd else store.workspace_root,
+    )
+    active = bool(ctx.payload.get("stop_hook_active"))
+
+    def decide(entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        reason, lines, count = hooks.review_decision(
+            outcome,
+            stop_hook_active=active,
+            prior_blocks=int(entry.get("reviewBlocks") or 0),
+            max_blocks=max_blocks,
+            command_line=command_line,
+        )
+        new = dict(entry)
+        if count:
+            new["reviewBlocks"] = count
+        else:
+            new.pop("reviewBlocks", None)
+        return (reason, lines), new
+
+    reason, lines = hook_state.update_entry(store, ctx.key, decide)
+    notes.extend(lines)
+    return (hooks.block_output(reason) if reason else None), notes
