@@ -329,3 +329,23 @@ def started_job_named(env: Env, name: str, *, cwd: str | Path | None = None) -> 
             return job
         assert time.monotonic() < deadline, f"the job {name!r} never started"
         time.sleep(0.1)
+
+
+def kill9(*pids: int) -> None:
+    """SIGKILL each pid that still exists (from outside, as the OOM killer would)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def assert_fail_open(proc: subprocess.CompletedProcess[str]) -> str:
+    """A hook that failed open: exit 0, nothing on stdout, one line (no traceback) on
+    stderr, which is returned."""
+    assert proc.returncode == 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]

@@ -4,24 +4,14 @@ once, also with concurrent prompts, and a foreground job never."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import Env, hook_payload, run_hook, start_running
+from conftest import Env, hook_payload, kill9, run_hook, start_running
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _kill9(*pids: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # -- user-prompt-submit ----------------------------------------
@@ -42,7 +32,7 @@ def test_user_prompt_submit_announces_each_finished_job_exactly_once(jg: Env) ->
     running = start_running(jg, "sleep", "300", session="s1")
     theirs = jg.start("true", session="s2")
     jg.wait_for(theirs["id"], lambda j: j["status"] == "completed")
-    _kill9(lost["pid"], lost["commandPid"])
+    kill9(lost["pid"], lost["commandPid"])
 
     first = _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="hi"))
     assert first is not None
@@ -54,7 +44,7 @@ def test_user_prompt_submit_announces_each_finished_job_exactly_once(jg: Env) ->
     assert _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="again")) is None
     assert jg.job(done["id"])["announcedAt"]
 
-    _kill9(running["pid"], running["commandPid"])
+    kill9(running["pid"], running["commandPid"])
     later = _context(run_hook(jg, "user-prompt-submit", session="s1", prompt="and now"))
     assert later is not None and running["id"] in later and done["id"] not in later
 

@@ -4,8 +4,6 @@ safely quoted id, session-end cancels only its session's jobs (whole trees)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,26 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, hook_payload, pid_alive, run_hook, start_running
+from conftest import Env, assert_fail_open, hook_payload, kill9, pid_alive, run_hook, start_running
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _kill9(*pids: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _assert_fail_open(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0
-    assert proc.stdout == ""
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 # -- session-start ----------------------------------------
@@ -79,7 +60,7 @@ def test_session_start_without_claude_env_file_does_nothing(jg: Env, tmp_path: P
 def test_session_start_without_a_session_id_fails_open(jg: Env, tmp_path: Path) -> None:
     env_file = tmp_path / "env.sh"
     proc = run_hook(jg, "session-start", session=None, extra_env={"CLAUDE_ENV_FILE": str(env_file)})
-    assert "session_id" in _assert_fail_open(proc)
+    assert "session_id" in assert_fail_open(proc)
     assert not env_file.exists()
 
 
@@ -94,7 +75,7 @@ def test_session_start_refuses_a_session_id_that_is_not_unicode_text(
     payload = json.dumps(hook_payload(jg, "session-start", session="PLACEHOLDER"))
     payload = payload.replace('"PLACEHOLDER"', f'"{escape}"')
     proc = jg.cli("hook", "session-start", input=payload, env={"CLAUDE_ENV_FILE": str(env_file)})
-    assert "'session_id' is not valid Unicode text" in _assert_fail_open(proc)
+    assert "'session_id' is not valid Unicode text" in assert_fail_open(proc)
     assert env_file.read_bytes() == b"export OTHER=1\n"
 
 
@@ -134,7 +115,7 @@ def test_session_end_ends_the_whole_process_tree(jg: Env, tmp_path: Path) -> Non
 
 def test_session_end_records_a_dead_job_lost_instead_of_cancelling_it(jg: Env) -> None:
     dead = start_running(jg, "sleep", "300", session="s1")
-    _kill9(dead["pid"], dead["commandPid"])
+    kill9(dead["pid"], dead["commandPid"])
     proc = run_hook(jg, "session-end", session="s1")
     assert proc.returncode == 0 and proc.stdout == ""
     assert jg.job(dead["id"])["phase"] == "lost"

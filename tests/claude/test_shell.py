@@ -6,8 +6,6 @@ test_announcements.py)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,26 +14,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, hook_payload, run_hook, start_running
+from conftest import Env, assert_fail_open, hook_payload, kill9, run_hook, start_running
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _kill9(*pids: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _assert_fail_open(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0
-    assert proc.stdout == ""
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
 
 
 def _config(jg: Env, **settings: Any) -> None:
@@ -65,7 +46,7 @@ def test_stop_names_each_running_job_of_the_session_and_how_to_act(jg: Env) -> N
 def test_stop_never_names_a_killed_job_and_records_it_lost(jg: Env) -> None:
     live = start_running(jg, "sleep", "300", session="s1")
     dead = start_running(jg, "sleep", "300", session="s1")
-    _kill9(dead["pid"], dead["commandPid"])
+    kill9(dead["pid"], dead["commandPid"])
     proc = run_hook(jg, "stop", session="s1")
     assert proc.returncode == 0 and proc.stdout == ""
     assert dead["id"] not in proc.stderr
@@ -77,7 +58,7 @@ def test_stop_never_names_a_killed_job_and_records_it_lost(jg: Env) -> None:
 
 def test_stop_with_the_lock_held_still_never_names_a_dead_job(jg: Env) -> None:
     dead = start_running(jg, "sleep", "300", session="s1")
-    _kill9(dead["pid"], dead["commandPid"])
+    kill9(dead["pid"], dead["commandPid"])
     store = jg.store()
     with store.lock():
         started = time.monotonic()
@@ -144,7 +125,7 @@ def test_wait_for_jobs_blocks_at_most_max_stop_blocks_times_in_a_row(jg: Env) ->
     run_hook(jg, "user-prompt-submit", session="s1", prompt="go on")
     assert _blocked(run_hook(jg, "stop", session="s1")) is not None
     # once the job is gone the row is forgotten, not kept forever
-    _kill9(job["pid"], job["commandPid"])
+    kill9(job["pid"], job["commandPid"])
     assert _blocked(run_hook(jg, "stop", session="s1")) is None
     state = json.loads((jg.state_dir() / "hooks-state.json").read_text())
     assert "s1" not in state["sessions"]
@@ -154,7 +135,7 @@ def test_wait_for_jobs_never_blocks_for_a_dead_job_or_another_sessions_job(jg: E
     _config(jg, waitForJobs=True)
     dead = start_running(jg, "sleep", "300", session="s1")
     start_running(jg, "sleep", "300", session="s2")
-    _kill9(dead["pid"], dead["commandPid"])
+    kill9(dead["pid"], dead["commandPid"])
     proc = run_hook(jg, "stop", session="s1")
     assert _blocked(proc) is None
     assert proc.stderr == ""
@@ -198,21 +179,21 @@ def test_wait_for_jobs_off_by_default_never_blocks(jg: Env) -> None:
 def test_bad_input_fails_open_with_one_line(
     jg: Env, event: str, payload: str, fragment: str
 ) -> None:
-    line = _assert_fail_open(run_hook(jg, event, payload))
+    line = assert_fail_open(run_hook(jg, event, payload))
     assert fragment in line
     assert line.startswith(f"jobgate hook {event}: ")
 
 
 def test_missing_event_and_extra_arguments_fail_open(jg: Env) -> None:
-    assert "missing EVENT" in _assert_fail_open(jg.cli("hook", input="{}"))
+    assert "missing EVENT" in assert_fail_open(jg.cli("hook", input="{}"))
     extra = jg.cli("hook", "stop", "--now", input="{}")
-    assert "unexpected arguments" in _assert_fail_open(extra)
+    assert "unexpected arguments" in assert_fail_open(extra)
 
 
 def test_stop_fails_open_on_an_unreadable_config(jg: Env) -> None:
     start_running(jg, "sleep", "300", session="s1")
     (jg.state_dir() / "config.json").write_text("{broken")
-    assert "config" in _assert_fail_open(run_hook(jg, "stop"))
+    assert "config" in assert_fail_open(run_hook(jg, "stop"))
 
 
 def test_stop_fails_open_on_a_symlinked_state_dir(jg: Env, tmp_path: Path) -> None:
@@ -221,7 +202,7 @@ def test_stop_fails_open_on_a_symlinked_state_dir(jg: Env, tmp_path: Path) -> No
     real = tmp_path / "moved"
     state.rename(real)
     state.symlink_to(real)
-    assert "symlink" in _assert_fail_open(run_hook(jg, "stop"))
+    assert "symlink" in assert_fail_open(run_hook(jg, "stop"))
 
 
 def test_a_damaged_hook_state_file_is_treated_as_empty(jg: Env) -> None:

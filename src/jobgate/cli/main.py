@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
         if args_list[:1] == ["hook"]:
-            from jobgate.claude import shell as hooks_cli  # type: ignore[attr-defined]
+            from jobgate.claude import shell as hooks_cli
 
             return int(hooks_cli.main(args_list[1:]))
         fast = _fast_status_args(args_list)
