@@ -270,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
         if args_list[:1] == ["hook"]:
-            from jobgate.claude import shell as hooks_cli
+            from jobgate.claude import shell
 
-            return int(hooks_cli.main(args_list[1:]))
+            return int(shell.main(args_list[1:]))
         fast = _fast_status_args(args_list)
         if fast is not None:
             return int(fast.handler(fast))
