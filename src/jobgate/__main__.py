@@ -1,5 +1,5 @@
 """``python -m jobgate``."""
 
-from jobgate.cli.main import main
+from jobgate import main
 
 raise SystemExit(main())

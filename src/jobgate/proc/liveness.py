@@ -54,6 +54,9 @@ read_proc_stat = _os.read_proc_stat
 pidfs_inode = _os.pidfs_inode
 pid_namespace = _os.pid_namespace
 proc_is_ours = _os.proc_is_ours
+_pidfs_ok = _os.pidfs_ok
+_pidfd_lookup = _os.pidfd_lookup
+_ENOENT, _ESRCH, _EINVAL = _os.ENOENT, _os.ESRCH, _os.EINVAL
 
 #: verdicts returned by :func:`probe`
 ALIVE = "alive"
@@ -140,18 +143,18 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     if "startTime" not in info:
         return UNVERIFIED, f"pid {pid} exists but its start time cannot be read here"
     rec_ino = ident.get("pidfsIno")
-    if isinstance(rec_ino, int) and same_boot and _os.pidfs_ok():
+    if isinstance(rec_ino, int) and same_boot and _pidfs_ok():
         # Exact: the pidfs inode is unique per process on this boot. It tells apart a pid
         # reused within the same 10 ms clock tick (which start times cannot), and proves
         # the same process where start ticks read differently (a time namespace).
-        ino, err = _os.pidfd_lookup(pid)
+        ino, err = _pidfd_lookup(pid)
         if ino == rec_ino:
             return ALIVE, f"pid {pid} is alive"
-        if ino is not None or err in (_os.EINVAL, _os.ENOENT):
+        if ino is not None or err in (_EINVAL, _ENOENT):
             # another process; or, as /proc showed a task there, now a thread's id
             # (pidfd_open refuses those: EINVAL on older kernels, ENOENT on newer ones)
             return REUSED, f"pid {pid} now belongs to another process"
-        if err == _os.ESRCH:
+        if err == _ESRCH:
             return GONE, f"pid {pid} is gone"
     rec_ticks = ident.get("startTicks")
     if isinstance(rec_ticks, int) and "startTicks" in info:
