@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import Env
 
@@ -142,3 +143,82 @@ def test_foreground_run_with_stdout_closed_still_runs_and_records(jg: Env) -> No
     assert "Traceback" not in proc.stderr
     job = jg.cli_json("result")["job"]
     assert job["status"] == "completed" and job["output"] == "into-the-log\n"
+
+
+def _launch_while_locked(jg: Env, marker: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start ``run --background -- touch MARKER`` while the test holds the state lock;
+    returns the launcher and the pid of the worker it spawned (found by its mark)."""
+    import time
+
+    import psutil
+
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "jobgate", "run", "--background", "--", "touch", str(marker)],
+        cwd=str(jg.workspace),
+        env=jg.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for proc in psutil.Process(launcher.pid).children():
+            try:
+                if "JOBGATE_WORKER_OF" in proc.environ():
+                    return launcher, proc.pid
+            except psutil.Error:
+                continue
+        time.sleep(0.02)
+    launcher.kill()
+    launcher.wait()
+    raise AssertionError("the launcher never spawned its worker")
+
+
+def test_run_background_spawns_its_worker_before_taking_the_lock_and_it_waits_for_the_commit(
+    jg: Env, tmp_path: Path
+) -> None:
+    import time
+
+    store = jg.store()
+    marker = tmp_path / "ran"
+    with store.lock():
+        launcher, _worker = _launch_while_locked(jg, marker)
+        time.sleep(0.5)  # the worker exists, the launcher waits for the lock
+        assert launcher.poll() is None
+        assert not marker.exists()  # the command has not run: nothing is committed yet
+        assert store.read_index() == []
+    out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 0, err
+    job_id = out.split()[0]
+    assert jg.wait_for(job_id, lambda j: j["status"] == "completed")["exitCode"] == 0
+    assert marker.exists()
+
+
+def test_a_launcher_killed_before_its_commit_leaves_a_worker_that_runs_nothing(
+    jg: Env, tmp_path: Path
+) -> None:
+    import psutil
+
+    store = jg.store()
+    marker = tmp_path / "ran"
+    with store.lock():
+        launcher, worker = _launch_while_locked(jg, marker)
+        launcher.kill()  # SIGKILL while it waits for the lock: nothing committed
+        launcher.communicate(timeout=30)
+        # the gate's write end died with the launcher: the worker wakes, needs the lock
+        # to look for its record, and finds none once it has it
+    try:
+        psutil.Process(worker).wait(timeout=30)
+    except psutil.NoSuchProcess:
+        pass
+    assert store.read_index() == []
+    assert not marker.exists()
+
+
+def test_the_worker_boots_the_jobgate_that_launched_it() -> None:
+    from jobgate.jobs import launch
+
+    parent = Path(launch._package_parent())
+    assert (parent / "jobgate" / "__init__.py").is_file()
+    assert (parent / "jobgate" / "jobs" / "launch.py").samefile(launch.__file__)

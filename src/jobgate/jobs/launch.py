@@ -1,14 +1,16 @@
 """Create jobs and start them: in the foreground, or with a detached worker.
 
-Background start, all inside one locked transaction so the record is never visible
-without a process identity (invariant 2):
+Background start, so the record is never visible without a process identity (invariant
+2) and nothing is spawned while the lock is held:
 
-1. spawn ``python -m jobgate.jobs.worker STATE_DIR ID`` in its own session, stdio away
-   from the caller (stdin and stdout to /dev/null, stderr to the job log), so a
-   caller that waits for its pipes to close (a test runner, a hook) is never held;
-2. capture the worker's identity (pid + start time) and write the ``queued`` record.
-
-The worker blocks on the lock until that commit, then starts the command.
+1. spawn the worker (:mod:`jobgate.jobs.worker`) in its own session, stdio away from the
+   caller (stdin and stdout to /dev/null, stderr to the job log), so a caller that waits
+   for its pipes to close (a test runner, a hook) is never held. It waits at a gate: a
+   pipe whose write end only the launcher holds;
+2. capture the worker's identity (pid + start time) and commit the ``queued`` record in
+   one short locked transaction;
+3. close the gate. The worker then looks for its record and starts the command only if
+   the commit happened (a launcher killed before it leaves a worker that runs nothing).
 """
 
 from __future__ import annotations
@@ -77,34 +79,54 @@ def start_background(
         store, command, cwd=cwd, kind=kind, name=name, session_id=session_id, extra=extra
     )
     log_path = job["logFile"]
-    with store.transaction() as tx:
-        tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
-        log_line(log_path, f"jobgate: job {job['id']} created")
-        err_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        # A job started from inside another job's command is a job of its own: its worker
-        # must not carry the outer job's mark, or ending the outer job's tree (cancel,
-        # session end) would end this one too and leave its record to be found "lost".
-        env = {k: v for k, v in os.environ.items() if k != model.JOB_ENV}
-        env[model.WORKER_ENV] = job["id"]
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_BOOT, _package_parent(), store.state_dir, job["id"]],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err_fd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None
-        finally:
-            os.close(err_fd)
+    log_line(log_path, f"jobgate: job {job['id']} created")
+    # The worker is spawned before the lock is taken, so the critical section is only the
+    # commit. It waits at a gate — the read end of a pipe whose write end only this
+    # process holds — until the commit is done or has failed (or this process died),
+    # then runs the command only if the record reached the index.
+    gate_r, gate_w = os.pipe()
+    try:
+        proc = _spawn_worker(store, job, cwd, gate_r)
+    finally:
+        os.close(gate_r)
+    try:
         ident = liveness.capture(proc.pid) or {"pid": proc.pid}
         job = model.touch(job, pid=proc.pid, workerProcess=ident)
-        tx.put(job)
+        with store.transaction() as tx:
+            tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+            tx.put(job)
+    finally:
+        os.close(gate_w)  # opens the gate: committed, or not (then the worker runs nothing)
     return job
+
+
+def _spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
+    """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
+    stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
+    err_fd = os.open(job["logFile"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    # A job started from inside another job's command is a job of its own: its worker
+    # must not carry the outer job's mark, or ending the outer job's tree (cancel,
+    # session end) would end this one too and leave its record to be found "lost".
+    env = {k: v for k, v in os.environ.items() if k != model.JOB_ENV}
+    env[model.WORKER_ENV] = job["id"]
+    # STATE_DIR and JOB_ID stay last: cancel reads them off a worker's command line
+    argv = [sys.executable, "-c", _WORKER_BOOT, _package_parent(), str(gate_fd)]
+    try:
+        return subprocess.Popen(
+            [*argv, store.state_dir, job["id"]],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err_fd,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(gate_fd,),
+        )
+    except OSError as exc:
+        raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None
+    finally:
+        os.close(err_fd)
 
 
 #: the worker imports this very jobgate (also when it runs from a source tree) without
@@ -116,7 +138,8 @@ _WORKER_BOOT = (
 
 
 def _package_parent() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The folder that holds the ``jobgate`` package this module belongs to."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_foreground(

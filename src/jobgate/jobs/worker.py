@@ -329,13 +329,35 @@ def model_command(job: model.Job) -> str:
     return shlex.join(str(a) for a in job.get("command") or [])
 
 
+def _wait_at_gate(fd_text: str) -> None:
+    """Block until the launcher closes its end of the gate pipe (its commit is done or
+    failed, or it died), then close ours so the command never inherits it."""
+    try:
+        fd = int(fd_text)
+    except ValueError:
+        return
+    try:
+        while os.read(fd, 64):
+            pass
+    except OSError:
+        pass
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the detached worker: ``python -m jobgate.jobs.worker STATE_DIR JOB_ID``."""
+    """Entry point of the detached worker: ``python -m jobgate.jobs.worker [GATE_FD]
+    STATE_DIR JOB_ID`` (with GATE_FD, it first waits for the launcher to close that pipe)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m jobgate.jobs.worker STATE_DIR JOB_ID\n")
+    if len(args) not in (2, 3):
+        sys.stderr.write("usage: python -m jobgate.jobs.worker [GATE_FD] STATE_DIR JOB_ID\n")
         return 2
-    state_dir, job_id = args
+    if len(args) == 3:
+        _wait_at_gate(args[0])
+    state_dir, job_id = args[-2:]
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     except (OSError, ValueError, AttributeError):  # pragma: no cover
