@@ -1,8 +1,10 @@
-"""What the measurements run against: workspaces, jobgate state written with jobgate's own
-``Store`` and ``model``, and live ``sleep`` processes standing in for running jobs."""
+"""What the measurements run against: workspaces, jobgate state built with jobgate's own
+``model`` and written in the ``Store``'s layout, and live ``sleep`` processes standing in
+for running jobs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -58,19 +60,38 @@ def _finished_output(i: int, ok: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_private(path: str, text: str) -> None:
+    """Write a new 0600 file as jobgate would leave it, minus the fsync: a fixture needs
+    the bytes, not the durability, and 10,000 fsyncs would take minutes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str:
     """Write ``n_jobs`` retained jobs (the newest ``n_running`` of them running) for
-    workspace ``ws`` with jobgate's own store; returns the state dir."""
+    workspace ``ws``; returns the state dir.
+
+    The records come from jobgate's own ``model`` functions and the files are the ones a
+    ``Store`` transaction commits (``state.json`` index of summaries, newest first;
+    ``jobs/<id>.json``; ``jobs/<id>.log``), but written directly: one transaction per
+    record costs a scan of the index per ``put`` and two fsyncs per file, which makes
+    10,000 jobs take minutes. ``maxJobs`` is set far above ``n_jobs`` so nothing is
+    pruned by the commands measured.
+    """
     from jobgate.proc import liveness
     from jobgate.state import model
-    from jobgate.state.store import Store, log_line
+    from jobgate.state.fileio import json_text, write_json
+    from jobgate.state.store import INDEX_VERSION, Store
     from jobgate.state.workspace import state_dir_for
 
     root, state_dir = state_dir_for(ws)
     store = Store(state_dir, root)
     store.ensure()
     with store.lock():
-        store.write_config({"maxJobs": 100_000, "stopReviewGate": False})
+        store.write_config({"maxJobs": max(100_000, 10 * n_jobs), "stopReviewGate": False})
     now = time.time()
     boot = liveness.boot_id()
     host = liveness.host_name()
@@ -116,12 +137,13 @@ def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str
                 now=t + 60,
             )
         jobs.append(job)
-    with store.transaction() as tx:
-        for job in jobs:  # oldest first: put() inserts at the front, newest ends first
-            tx.put(job)
-    for job in jobs:
-        log_line(job["logFile"], f"jobgate: job {job['id']} created")
-        log_line(job["logFile"], "jobgate: command started")
+        _write_private(store.job_path(job_id), json_text(job, indent=2) + "\n")
+        lines = [f"jobgate: job {job_id} created", "jobgate: command started"]
         if model.is_finished(job):
-            log_line(job["logFile"], f"jobgate: command ended ({job['status']})")
+            lines.append(f"jobgate: command ended ({job['status']})")
+        stamp = model.now_iso()
+        _write_private(job["logFile"], "".join(f"[{stamp}] {line}\n" for line in lines))
+    index = [model.summary(job) for job in reversed(jobs)]  # newest first, as put() leaves it
+    with store.lock():
+        write_json(store.index_path, {"version": INDEX_VERSION, "jobs": index}, pretty=False)
     return str(state_dir)
