@@ -12,7 +12,11 @@ thing, each returning result rows:
   from outside;
 - :mod:`benchmarks.writers`: locked read-modify-writes per second with concurrent writer
   processes, none lost;
-- :mod:`benchmarks.import_time`: ``python -X importtime`` breakdown of status and hook.
+- :mod:`benchmarks.import_time`: ``python -X importtime`` breakdown of status and hook;
+- :mod:`benchmarks.scaling` (``--scaling``): the hot commands and the Stop hook's peak RSS
+  against 10 ... 10,000 retained and 10 / 100 running jobs;
+- :mod:`benchmarks.concurrent_runs` (``--scaling``): N concurrent ``run --background``
+  callers in one workspace: throughput, latency, failures, acknowledged jobs missing.
 
 Shared helpers: :mod:`benchmarks.timing` (rows, medians, timed and interleaved runs),
 :mod:`benchmarks.environment` (the jobgate under test, machine facts, the subprocess

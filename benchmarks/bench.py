@@ -4,6 +4,7 @@
 Usage::
 
     python benchmarks/bench.py [--quick] [--json] [--imports [--markdown]] [--rounds N]
+    python benchmarks/bench.py --scaling [--sizes 10,100] [--running 10] [--writers 2,8]
 
 Measures the jobgate installed in the *running* interpreter's environment: the console
 script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m jobgate``.
@@ -20,6 +21,10 @@ script next to ``sys.executable`` (``<venv>/bin/jobgate``), else ``python -m job
 6. locked read-modify-write transactions per second with 8 concurrent writer processes,
    and a check that none was lost.
 
+``--scaling`` measures two other tables instead (see README.md): the hot commands and the
+Stop hook's peak RSS against 10 ... 10,000 retained and 10 / 100 running jobs, and N
+concurrent ``run --background`` callers in one workspace.
+
 The subprocess cases (1-3) run interleaved, round by round, so drift in the machine's
 speed hits them all alike. State is written with jobgate's own ``Store`` and ``model``
 functions into a temporary ``JOBGATE_HOME``; running jobs point at live ``sleep``
@@ -33,7 +38,8 @@ the test suite: targets are checked by hand (see docs/performance.md).
 This file is only the entry point: each measurement lives in its own module of the
 ``benchmarks`` package beside it (see ``benchmarks/__init__.py``), run by
 :func:`benchmarks.runner.main`. The writer processes of the concurrent-writers case run
-this script again with a hidden ``--_writer`` flag.
+this script again with a hidden ``--_writer`` flag, the callers of the concurrency table
+with ``--_caller``.
 """
 
 from __future__ import annotations

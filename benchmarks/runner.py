@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.concurrent_runs import CALLERS, CALLS_EACH, bench_callers, caller_main
 from benchmarks.environment import (
     busy_problem,
     jobgate_command,
@@ -27,12 +28,26 @@ from benchmarks.environment import (
 from benchmarks.fixtures import Sleepers, build_state, make_workspace
 from benchmarks.import_time import import_breakdown
 from benchmarks.liveness_probe import bench_probe
-from benchmarks.report import json_report, markdown, print_text
+from benchmarks.report import json_report, markdown, print_text, scaling_json, scaling_tables
 from benchmarks.run_background import bench_run_background
+from benchmarks.scaling import FINISHED_SIZES, FINISHED_WITH_RUNNING, RUNNING_SIZES, bench_size
 from benchmarks.startup import bench_startup, stop_payload
-from benchmarks.timing import Row, log
+from benchmarks.timing import Row, log, rss_floor_kb, rss_tool
 from benchmarks.wait_notices_kill import bench_wait_notices_kill
 from benchmarks.writers import WRITERS, bench_writers, writer_main
+
+
+def int_list(text: str) -> list[int]:
+    """``"10,100"`` -> ``[10, 100]``; ``""`` -> ``[]``."""
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of numbers: {text!r}"
+        ) from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"negative number in {text!r}")
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,7 +65,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="print the results as Markdown (for docs/performance.md)",
     )
     parser.add_argument("--rounds", type=int, help="timed rounds per subprocess case")
+    scaling = parser.add_argument_group(
+        "--scaling",
+        "instead of the table above: how the hot commands scale with the jobs in state, "
+        "and concurrent run --background callers (minutes; every option takes a "
+        "comma-separated list, '' for none)",
+    )
+    scaling.add_argument(
+        "--scaling", action="store_true", help="measure the scaling and concurrency tables"
+    )
+    scaling.add_argument(
+        "--sizes",
+        type=int_list,
+        default=list(FINISHED_SIZES),
+        help="retained finished jobs per workspace (default: %(default)s)",
+    )
+    scaling.add_argument(
+        "--running",
+        type=int_list,
+        default=list(RUNNING_SIZES),
+        help=f"running jobs per workspace, next to {FINISHED_WITH_RUNNING} finished "
+        "(default: %(default)s)",
+    )
+    scaling.add_argument(
+        "--writers",
+        type=int_list,
+        default=list(CALLERS),
+        help="concurrent run --background callers (default: %(default)s)",
+    )
+    scaling.add_argument(
+        "--calls",
+        type=int,
+        default=CALLS_EACH,
+        help="run --background calls per caller (default: %(default)s)",
+    )
     parser.add_argument("--_writer", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--_caller", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -59,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if args._writer:
         state_dir, job_id, shared_id, k = args._writer
         return writer_main(state_dir, job_id, shared_id, int(k))
+    if args._caller:
+        ws, calls, seconds = args._caller
+        return caller_main(ws, int(calls), float(seconds))
+    if args.scaling:
+        return run_scaling(args)
 
     rounds = args.rounds or (10 if args.quick else 30)
     bg_runs = 8 if args.quick else 20
@@ -142,4 +197,54 @@ def main(argv: list[str] | None = None) -> int:
         print(json_report(facts, rows, problems, imports))
     else:
         print_text(facts, rows, problems, imports)
+    return 0
+
+
+def run_scaling(args: argparse.Namespace) -> int:
+    """``--scaling``: the scaling table (one workspace size at a time) and the
+    concurrency table, in one temp dir removed at the end."""
+    rounds = args.rounds or (5 if args.quick else 20)
+    jg, jg_desc = jobgate_command()
+    started = time.perf_counter()
+    tmp = tempfile.mkdtemp(prefix="jobgate-bench-")
+    home = os.path.join(tmp, "home")
+    os.environ["JOBGATE_HOME"] = home  # for the in-process Store/state_dir_for calls
+    os.environ.pop("JOBGATE_SESSION_ID", None)
+    env = subprocess_env(home)
+    sizes = [(n, 0) for n in args.sizes] + [(FINISHED_WITH_RUNNING, r) for r in args.running]
+    size_results = []
+    caller_results = []
+    problems: dict[str, str] = {}
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        facts = machine_facts(tmp, jg_desc)
+        log(f"jobgate: {facts['jobgate']}; command: {jg_desc}")
+        facts["rssTool"] = rss_tool()
+        facts["rssFloorKiB"] = rss_floor_kb(tmp, env)
+        for finished, running in sizes:
+            res = bench_size(jg, env, tmp, finished, running, rounds)
+            problems.update({f"{res.label}: {k}": v for k, v in res.problems.items()})
+            size_results.append(res)
+        for n in args.writers:
+            cres = bench_callers(jg, env, tmp, n, args.calls)
+            problems.update({f"{n} callers ({i + 1})": p for i, p in enumerate(cres.problems)})
+            caller_results.append(cres)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    facts["loadAvgEnd"] = load_avg()
+    busy = busy_problem(str(facts["loadAvgStart"]))
+    if busy is not None:
+        problems["load"] = busy
+    facts["benchSeconds"] = round(time.perf_counter() - started, 1)
+    facts["mode"] = "scaling" + (" quick" if args.quick else "")
+    facts["rounds"] = rounds
+    if args.json:
+        print(scaling_json(facts, size_results, caller_results, problems))
+    else:
+        print(scaling_tables(facts, size_results, caller_results, problems, md=args.markdown))
     return 0
