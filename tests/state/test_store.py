@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobgate.state import model
-from jobgate.state.errors import JobgateError
+from jobgate.state.errors import JobgateError, LockTimeout
 from jobgate.state.store import Store, atomic_write, read_json
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -328,3 +328,107 @@ def test_retention_knows_a_final_message_file_named_through_a_symlinked_state_ro
         tx.put(_job("run-y"))
         tx.max_finished = 50
     assert message.exists()
+
+
+WAIT_AND_RECORD = (
+    "import sys, time\n"
+    "from jobgate.state.store import Store\n"
+    "with Store(sys.argv[1]).lock(timeout=60):\n"
+    "    with open(sys.argv[2], 'a') as fh:\n"
+    "        fh.write(sys.argv[3] + '\\n')\n"
+    "    time.sleep(0.02)\n"
+)
+
+
+def _blocked_flock_waiters() -> int:
+    """Processes blocked in flock right now, as the kernel lists them (``->`` lines)."""
+    with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+        return sum(1 for line in fh if "->" in line and "FLOCK" in line)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux /proc/locks")
+def test_writers_waiting_for_the_lock_are_served_about_in_arrival_order(
+    store: Store, tmp_path: Path
+) -> None:
+    order = tmp_path / "order"
+    order.touch()
+    env = dict(os.environ, PYTHONPATH=SRC)
+    procs = []
+    try:
+        with store.lock():
+            for i in range(5):
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            WAIT_AND_RECORD,
+                            store.state_dir,
+                            str(order),
+                            str(i),
+                        ],
+                        env=env,
+                    )
+                )
+                deadline = time.monotonic() + 5
+                while _blocked_flock_waiters() < i + 1 and time.monotonic() < deadline:
+                    time.sleep(0.005)  # the next arrives once this one waits in the kernel
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    served = [int(x) for x in order.read_text().split()]
+    assert sorted(served) == list(range(5))
+    inversions = sum(1 for a in range(5) for b in range(a + 1, 5) if served[a] > served[b])
+    assert inversions <= 2, served  # a sleeping poller would serve them in any order
+
+
+def test_a_lock_wait_off_the_main_thread_still_times_out_and_later_succeeds(
+    store: Store,
+) -> None:
+    import threading
+
+    results: list[str] = []
+
+    def attempt() -> None:
+        try:
+            with store.lock(timeout=0.3):
+                results.append("acquired")
+        except LockTimeout:
+            results.append("timeout")
+
+    with store.lock():
+        t = threading.Thread(target=attempt)
+        t.start()
+        t.join(30)
+    t = threading.Thread(target=attempt)
+    t.start()
+    t.join(30)
+    assert results == ["timeout", "acquired"]
+
+
+def test_a_timed_lock_wait_leaves_no_alarm_behind(store: Store) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGALRM)
+    code = (
+        "import signal, sys\n"
+        "from jobgate.state.store import Store\n"
+        "try:\n"
+        "    Store(sys.argv[1]).lock(timeout=0.2).__enter__()\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "print(signal.getsignal(signal.SIGALRM) == signal.SIG_DFL, signal.getitimer(0)[0])\n"
+    )
+    with store.lock():
+        proc = subprocess.run(
+            [sys.executable, "-c", code, store.state_dir],
+            env=dict(os.environ, PYTHONPATH=SRC),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.stdout.split() == ["LockTimeout", "True", "0.0"], proc.stderr
+    assert signal.getsignal(signal.SIGALRM) == before
