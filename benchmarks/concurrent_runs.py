@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.environment import load_avg
 from benchmarks.fixtures import Sleepers, build_state, make_workspace
 from benchmarks.run_background import wait_job_done
 from benchmarks.timing import Case, log, time_once
@@ -56,6 +57,7 @@ class CallersResult:
     p50_ms: float | None = None
     p99_ms: float | None = None
     baseline_ms: float | None = None  # bare interpreter median, just before
+    load_before: str = ""  # 1/5/15-minute load averages just before (others' work shows)
     acknowledged: int = 0
     missing: int | None = None  # acknowledged ids not in status --json --all
     statuses: dict[str, int] = field(default_factory=dict)  # after the jobs drained
@@ -189,7 +191,7 @@ def bench_callers(
     """N callers x ``calls_each`` runs of ``run --background -- true`` in a new workspace."""
     from jobgate.state.workspace import state_dir_for
 
-    result = CallersResult(n, calls_each)
+    result = CallersResult(n, calls_each, load_before=load_avg())
     ws = make_workspace(Path(tmp) / f"callers-{n}")
     _root, state_dir = state_dir_for(ws)
     build_state(ws, 0, 0, Sleepers())  # config (maxJobs far above) and an empty index

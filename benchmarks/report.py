@@ -271,8 +271,11 @@ def scaling_tables(
             notes.append(f"{c.callers} callers, first failure: {c.first_failure}")
     if callers:
         notes.append(
-            "bare interpreter before each N: "
-            + ", ".join(f"{c.callers}: {fmt(c.baseline_ms, 'ms')} ms" for c in callers)
+            "bare interpreter and load averages just before each N (the callers load the "
+            "machine themselves: the load check covers the scaling table only): "
+            + "; ".join(
+                f"{c.callers}: {fmt(c.baseline_ms, 'ms')} ms, load {c.load_before}" for c in callers
+            )
         )
     if notes:
         out += ["", "Notes:", ""] if md else ["", "notes:"]

@@ -229,6 +229,9 @@ def run_scaling(args: argparse.Namespace) -> int:
             res = bench_size(jg, env, tmp, finished, running, rounds)
             problems.update({f"{res.label}: {k}": v for k, v in res.problems.items()})
             size_results.append(res)
+        # the concurrency table loads the machine itself: judge the load before it
+        facts["loadAvgBeforeCallers"] = load_avg()
+        busy = busy_problem(str(facts["loadAvgStart"]))
         for n in args.writers:
             cres = bench_callers(jg, env, tmp, n, args.calls)
             problems.update({f"{n} callers ({i + 1})": p for i, p in enumerate(cres.problems)})
@@ -237,7 +240,6 @@ def run_scaling(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     facts["loadAvgEnd"] = load_avg()
-    busy = busy_problem(str(facts["loadAvgStart"]))
     if busy is not None:
         problems["load"] = busy
     facts["benchSeconds"] = round(time.perf_counter() - started, 1)

@@ -67,7 +67,8 @@ def size_label(finished: int, running: int) -> str:
 
 
 def check_result(proc: subprocess.CompletedProcess[bytes]) -> str | None:
-    if proc.returncode != 0 or not proc.stdout.strip():
+    # 1 is the result of a job that failed: still a full answer
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
         return f"exit {proc.returncode}: {proc.stderr.decode(errors='replace').strip()[:200]}"
     return None
 
