@@ -185,7 +185,9 @@ def test_codex_without_a_final_message_file_falls_back_to_its_output(
 ) -> None:
     proc = jg.cli("task", "fix it", env={"FAKE_NO_LAST_MESSAGE": "1", "FAKE_EXIT": "3"})
     assert proc.returncode == 3
-    job = jg.cli_json("result")["job"]
+    result = jg.cli("result", "--json")
+    assert result.returncode == 1  # the result of a failed job
+    job = json.loads(result.stdout)["job"]
     assert job["status"] == "failed" and job["exitCode"] == 3
     assert "codex stdout chatter" in job["output"]
 

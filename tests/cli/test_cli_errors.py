@@ -406,7 +406,7 @@ def test_readers_on_a_read_only_state_dir_show_a_dead_job_lost_and_warn_once(
         (["status"], 0, "failed (lost)"),
         (["status", "--json"], 0, '"phase": "lost"'),
         (["status", job_id], 0, "phase:       lost"),
-        (["result", job_id], 0, "error: lost: worker pid"),
+        (["result", job_id], 1, "error: lost: worker pid"),
         (["log", job_id], 0, "jobgate: running, command pid"),
         (["wait", job_id], 1, "failed (lost)"),
         (["wait", job_id, "--json"], 1, '"phase": "lost"'),

@@ -131,7 +131,8 @@ def cmd_result(args: argparse.Namespace) -> int:
         )
     full = refresh.full_record(store, job)
     emit(render.to_json({"job": full}) if args.json else render.result_text(full))
-    return EXIT_OK
+    # like ``wait``: a script can tell a failed or cancelled job's result from a success
+    return EXIT_OK if full.get("status") == model.COMPLETED else EXIT_FAILED
 
 
 def cmd_log(args: argparse.Namespace) -> int:

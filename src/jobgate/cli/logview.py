@@ -2,7 +2,7 @@
 
 Following ends when the job is finished — including when it is found dead and marked
 lost on the way (reconciliation runs at every poll, so a killed job never leaves the
-follower hanging).
+follower hanging). ``--follow`` exits 0 only when the job completed, else 1.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 from jobgate.jobs import refresh
 from jobgate.state import model
-from jobgate.state.errors import EXIT_OK
+from jobgate.state.errors import EXIT_FAILED, EXIT_OK
 from jobgate.state.store import Store
 
 POLL_SECONDS = 0.2
@@ -81,5 +81,8 @@ def show(store: Store, job_id: str, *, follow: bool, tail: int | None) -> int:
         if finished:
             if job is not None and job.get("phase") == model.PHASE_LOST:
                 sys.stderr.write(f"jobgate: job {job_id} {job.get('errorMessage')}\n")
-            return EXIT_OK
+            # like ``wait``: 0 only for a job that completed (a lost, failed or
+            # cancelled one, or one whose record is gone, is not a success)
+            completed = job is not None and job.get("status") == model.COMPLETED
+            return EXIT_OK if completed else EXIT_FAILED
         time.sleep(POLL_SECONDS)

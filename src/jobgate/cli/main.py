@@ -1,6 +1,7 @@
 """Command line: argument parsing and exit codes only; the work happens elsewhere.
 
-Exit codes: 0 ok; 1 the job failed / was cancelled / is not in the needed state, or
+Exit codes: 0 ok; 1 the job failed / was cancelled / was lost (``wait``, ``result``,
+``log --follow``) / is not in the needed state, or
 the system refused (disk full, read-only, permission denied, lock busy; one line naming
 the file); 2 bad input (unknown or ambiguous job, bad value, bad arguments); 124 ``wait``
 timed out; ``run`` in the foreground exits with the command's own code (128+N on signal N).
