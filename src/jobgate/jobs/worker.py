@@ -161,8 +161,10 @@ def _pump(
         proc.stderr.close()
 
 
-def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
-    """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group."""
+def _forward_signals(proc: subprocess.Popen[bytes]) -> list[int]:
+    """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group.
+    Returns the list the signals forwarded are appended to, as they come."""
+    forwarded: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
         # Only while the command is unreaped: until then its pid (and so its process
@@ -170,6 +172,7 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
         # Ctrl-C must not reach a group that may since have reused that id.
         if proc.returncode is not None:
             return
+        forwarded.append(signum)
         try:
             os.killpg(proc.pid, signum)
         except OSError:
@@ -180,6 +183,27 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
             signal.signal(sig, forward)
         except (OSError, ValueError):  # pragma: no cover - not main thread
             pass
+    return forwarded
+
+
+#: what a foreground job ended by Ctrl-C is recorded with (``cancelled``, not ``failed``)
+INTERRUPTED = "interrupted (Ctrl-C): the user stopped the foreground run"
+
+
+def _ended(
+    code: int, sig: int | None, output: str, interrupted: bool
+) -> Callable[[model.Job], model.Job]:
+    """The change that records the command's end. A foreground command that ended
+    unsuccessfully after the user's Ctrl-C was stopped on purpose: ``cancelled``, its
+    exit code and signal kept. One that still exited 0 completed."""
+
+    def change(job: model.Job) -> model.Job:
+        ended = model.mark_exited(job, exit_code=code, signal=sig, output=output)
+        if interrupted and code != 0 and ended.get("status") == model.FAILED:
+            return model.mark_cancelled(ended, INTERRUPTED)
+        return ended
+
+    return change
 
 
 def run_job(
@@ -232,10 +256,11 @@ def run_job(
     # output line without its newline would glue to it)
     log_line(log_path, f"jobgate: running, command pid {held.pid}")
     proc = held.proc
+    forwarded: list[int] = []
     if foreground:
         # from the release on, Ctrl-C & co. must reach the command, not end jobgate
         # and leave the command running unseen
-        _forward_signals(proc)
+        forwarded = _forward_signals(proc)
     program = str((job.get("command") or ["?"])[0])
     if os.sep in program and job.get("cwd"):
         program = os.path.join(str(job["cwd"]), program)
@@ -257,11 +282,10 @@ def run_job(
     if final_message is not None:
         output = final_message
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
-    _record_end(
-        store, job_id, lambda j: model.mark_exited(j, exit_code=code, signal=sig, output=output)
-    )
+    interrupted = signal.SIGINT in forwarded
+    _record_end(store, job_id, _ended(code, sig, output, interrupted))
     _end_line(log_path)
-    log_line(log_path, f"jobgate: command {what}")
+    log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     return code
 
 
