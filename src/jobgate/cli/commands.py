@@ -55,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not command:
         raise JobgateError("missing command: give it after --, e.g. jobgate run -- make test")
     _root, store = open_store(args, create=True)
+    from jobgate.state import config_file
+
+    config_file.read_or_hint(store)  # a damaged config.json: say how to get out of it
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args))
     if args.background:
@@ -250,19 +253,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 # -- config --------------------------------------------------------------------------
 def cmd_config(args: argparse.Namespace) -> int:
     from jobgate.cli import render
-    from jobgate.state import config
+    from jobgate.state import config, config_file
 
+    if args.action in ("unset", "reset"):
+        return _config_way_out(args)
     if args.action == "set":
         value = config.validate(args.key, args.value)  # before anything is created
     _root, store = open_store(args, create=args.action == "set")
     if args.action == "set":
         with store.lock():
-            stored = store.read_config()
+            stored = config_file.read_or_hint(store)
             stored[args.key] = value
             store.write_config(stored)
         emit(render.to_json({args.key: value}) if args.json else f"{args.key} = {_show(value)}")
         return EXIT_OK
-    stored = store.read_config() if os.path.isdir(store.state_dir) else {}
+    stored = config_file.read_or_hint(store) if os.path.isdir(store.state_dir) else {}
     if args.key:
         value = config.get(stored, args.key)
         emit(render.to_json({args.key: value}) if args.json else _show(value))
@@ -270,13 +275,59 @@ def cmd_config(args: argparse.Namespace) -> int:
     eff = config.effective(stored)
     if args.json:
         emit(render.to_json(eff))
+        return EXIT_OK
+    bad = config.problems(stored)
+    for key, value in eff.items():
+        if key == "agents":
+            for name, argv in value.items():
+                emit(_setting_line(f"agents.{name}", argv, bad))
+        else:
+            emit(_setting_line(key, value, bad))
+    for key in bad:  # stored keys with no line above: unknown ones, dropped agents
+        if key not in eff and key[len("agents.") :] not in eff["agents"]:
+            emit(f"# config.json: {bad[key]}")
+    return EXIT_OK
+
+
+def _setting_line(key: str, value: object, bad: dict[str, str]) -> str:
+    """``key = value``, and where config.json holds a value that cannot be used, a
+    ``#`` note saying so (the effective value is the default)."""
+    line = f"{key} = {_show(value)}"
+    return f"{line}  # config.json: {bad[key]}" if key in bad else line
+
+
+def _config_way_out(args: argparse.Namespace) -> int:
+    """``config unset KEY`` and ``config reset``: the ways out of a damaged config.json."""
+    from jobgate.cli import render
+    from jobgate.state import config, config_file
+
+    _root, store = open_store(args)
+    if args.action == "unset":
+        removed = config_file.unset(store, args.key)
+        try:
+            now: object = config.get({}, args.key)
+        except JobgateError:
+            now = None  # a removed custom agent, or a key jobgate does not know
+        if args.json:
+            emit(render.to_json({"key": args.key, "removed": removed, "value": now}))
+        elif removed:
+            emit(
+                f"unset {args.key}"
+                + (f"; now {_show(now)} (the default)" if now is not None else "")
+            )
+        else:
+            emit(
+                f"{args.key} was not set"
+                + (f"; it is {_show(now)} (the default)" if now is not None else "")
+            )
+        return EXIT_OK
+    moved = config_file.reset(store)
+    if args.json:
+        emit(render.to_json({"movedTo": moved}))
+    elif moved:
+        emit(f"moved config.json aside to {moved}; the settings are the defaults now")
     else:
-        for key, value in eff.items():
-            if key == "agents":
-                for name, argv in value.items():
-                    emit(f"agents.{name} = {_show(argv)}")
-            else:
-                emit(f"{key} = {_show(value)}")
+        emit("no config.json: the settings are already the defaults")
     return EXIT_OK
 
 

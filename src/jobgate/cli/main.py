@@ -162,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="report, change nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("config", cmd_config, "read or change settings", "jobgate config set maxJobs 100")
+    p = add(
+        "config",
+        cmd_config,
+        "read or change settings",
+        "jobgate config set maxJobs 100\n  jobgate config unset maxJobs\n"
+        "  jobgate config reset   # a damaged config.json: moved aside, defaults again",
+    )
     csub = p.add_subparsers(dest="action", metavar="ACTION")
     csub.required = True
     g = csub.add_parser(
@@ -188,6 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("key")
     s.add_argument("value")
     s.add_argument("--json", action="store_true", help="print JSON")
+    u = csub.add_parser(
+        "unset",
+        parents=[common],
+        help="remove one setting from config.json (it is the default again)",
+        description="remove one setting from config.json (it is the default again)",
+        epilog="examples:\n  jobgate config unset stopReviewGate\n"
+        "  jobgate config unset agents.aider",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    u.add_argument("key")
+    u.add_argument("--json", action="store_true", help="print JSON")
+    r = csub.add_parser(
+        "reset",
+        parents=[common],
+        help="move config.json aside (config.json.bak-<UTC time>) and start from the defaults",
+        description="move config.json, damaged or not, aside to config.json.bak-<UTC time> "
+        "and start from the defaults",
+        epilog="example:\n  jobgate config reset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("--json", action="store_true", help="print JSON")
 
     import importlib
 

@@ -145,13 +145,16 @@ def validate(key: str, value: Any) -> Any:
 
 
 def effective(stored: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with valid stored values (invalid stored values are ignored)."""
+    """Defaults overlaid with valid stored values (an invalid stored value is ignored,
+    with one warning on stderr per key and process, see :func:`problem`)."""
     out = dict(DEFAULTS)
     agents = {name: list(argv) for name, argv in BUILTIN_AGENTS.items()}
     for key, value in stored.items():
         try:
             typed = validate(key, value)
-        except JobgateError:
+        except JobgateError as exc:
+            # a hand-edited value jobgate cannot use is never silently the default
+            _warn_once(problem(key, value, exc))
             continue
         if key.startswith("agents."):
             agents[key[len("agents.") :]] = typed
@@ -172,3 +175,52 @@ def get(stored: dict[str, Any], key: str) -> Any:
     if key not in DEFAULTS:
         validate(key, None)  # raises "unknown config key"
     return eff[key]
+
+
+def problem(key: str, value: Any, exc: JobgateError) -> str:
+    """What is wrong with the stored ``value`` of ``key`` (``exc`` from :func:`validate`)
+    and what is used instead, as one line: ``stopReviewGate: bad value 1 (expected true or
+    false); using the default false``."""
+    import json
+
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    message = exc.message
+    prefix = f"bad value for {key}: "
+    if not message.startswith(prefix):  # an unknown key or a bad agent name
+        return f"{key}: {message}; ignored (jobgate config unset {key} removes it)"
+    why = message[len(prefix) :]
+    if why.endswith(")") and " (" in why:  # "<value> (expected ...)": the value is shown
+        why = why[why.index(" (") + 2 : -1]
+    if key in DEFAULTS:
+        fallback = f"using the default {json.dumps(DEFAULTS[key])}"
+    elif key[len("agents.") :] in BUILTIN_AGENTS:
+        fallback = "using the built-in profile"
+    else:
+        fallback = "ignored"
+    return f"{key}: bad value {shown} ({why}); {fallback}"
+
+
+def problems(stored: dict[str, Any]) -> dict[str, str]:
+    """Each stored key whose value cannot be used, with :func:`problem`'s line."""
+    found: dict[str, str] = {}
+    for key, value in stored.items():
+        try:
+            validate(key, value)
+        except JobgateError as exc:
+            found[key] = problem(key, value, exc)
+    return found
+
+
+#: the problems already warned about by this process: each is said once
+_WARNED: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text in _WARNED:
+        return
+    _WARNED.add(text)
+    from jobgate.state.fileio import warn
+
+    warn(f"config.json: {text}")
