@@ -113,9 +113,12 @@ def test_unknown_config_key_is_refused_for_get_and_set(two_jobs: Env) -> None:
         ("maxJobs", "-1"),
         ("maxJobs", "abc"),
         ("maxJobs", "1.5"),
+        ("maxJobs", "0"),  # would prune every job the moment it ends, its outcome unread
         ("stopReviewGate", "maybe"),
         ("reviewTimeout", "0"),
         ("reviewTimeout", "nan"),
+        ("reviewTimeout", "1e-320"),
+        ("reviewTimeout", "0.5"),
         ("maxStopBlocks", "0"),
         ("agents.x", '["no", "placeholder"]'),
     ],
@@ -283,7 +286,9 @@ def test_state_dir_that_is_a_symlink_is_refused(jg: Env, tmp_path: Path) -> None
     jg.home.mkdir(mode=0o700)
     _state_dir_path(jg).symlink_to(elsewhere, target_is_directory=True)
     for args in STATE_COMMANDS:
-        assert_one_clear_error(jg.cli(*args), "symlink")
+        proc = jg.cli(*args)
+        assert_one_clear_error(proc, "symlink")
+        assert proc.returncode == 1, args  # the system refusing, not a call made wrong
     assert list(elsewhere.iterdir()) == []
 
 
@@ -295,8 +300,21 @@ def test_state_dir_owned_by_another_user_is_refused(jg: Env) -> None:
     os.chown(state_dir, 65534, 65534)
     before = snapshot(jg.home)
     for args in STATE_COMMANDS:
-        assert_one_clear_error(jg.cli(*args), "owned by uid 65534")
+        proc = jg.cli(*args)
+        assert_one_clear_error(proc, "owned by uid 65534")
+        assert proc.returncode == 1, args
     assert snapshot(jg.home) == before
+
+
+def test_a_relative_jobgate_home_is_refused_instead_of_landing_in_the_checkout(jg: Env) -> None:
+    sub = jg.workspace / "sub"
+    sub.mkdir()
+    for cwd in (jg.workspace, sub):
+        proc = jg.cli("run", "--", "true", env={"JOBGATE_HOME": "state-here"}, cwd=cwd)
+        assert_one_clear_error(proc, "JOBGATE_HOME must be an absolute path", "state-here")
+        assert proc.returncode == 1
+    assert not (jg.workspace / "state-here").exists()
+    assert not (sub / "state-here").exists()
 
 
 @pytest.fixture
@@ -467,16 +485,18 @@ def test_writers_on_a_read_only_state_dir_exit_1_naming_the_file(
     jg: Env, mounts: Mounts, tmp_path: Path
 ) -> None:
     dead = _dead_running_job(jg)
-    lock = mounts.readonly_view(jg) / jg.state_dir().name / "state.lock"
-    for args in (
-        ["run", "--", "true"],
-        ["run", "--background", "--", "true"],
-        ["config", "set", "maxJobs", "3"],
-        ["sweep"],  # its point is to write the dead job down
-        ["cancel", dead["id"]],
+    state_dir = mounts.readonly_view(jg) / jg.state_dir().name
+    lock = state_dir / "state.lock"
+    for args, first_write in (
+        (["run", "--", "true"], f"({lock})"),
+        # a background start writes the job's log first, before it spawns or locks
+        (["run", "--background", "--", "true"], f"({state_dir / 'jobs'}/run-"),
+        (["config", "set", "maxJobs", "3"], f"({lock})"),
+        (["sweep"], f"({lock})"),  # its point is to write the dead job down
+        (["cancel", dead["id"]], f"({lock})"),
     ):
         proc = jg.cli(*args)
-        assert_one_clear_error(proc, f"Read-only file system ({lock})")
+        assert_one_clear_error(proc, f"Read-only file system {first_write}")
         assert proc.returncode == 1, (args, proc.stderr)
     other = tmp_path / "other-workspace"
     other.mkdir()

@@ -295,8 +295,8 @@ def test_max_jobs_keeps_exactly_that_many_finished_jobs_once_they_end(jg: Env) -
     assert sorted(_all_ids(jg)) == sorted([running["id"], ids[-1], background["id"]])
 
 
-def test_max_jobs_zero_still_lets_the_job_that_just_ended_be_read(jg: Env) -> None:
-    assert jg.cli("config", "set", "maxJobs", "0").returncode == 0
+def test_max_jobs_one_keeps_just_the_job_that_ended_last_and_it_can_be_read(jg: Env) -> None:
+    assert jg.cli("config", "set", "maxJobs", "1").returncode == 0
     first = jg.start("true")
     assert jg.cli("wait", first["id"], "--timeout", "30").returncode == 0
     second = jg.start("sh", "-c", "echo the answer")

@@ -157,7 +157,7 @@ def test_rebuild_ignores_job_files_whose_names_are_not_job_ids(jg: Env) -> None:
 
 def test_index_with_an_escaping_id_is_quarantined_before_pruning_can_use_it(jg: Env) -> None:
     _two_finished_jobs(jg)
-    assert jg.cli("config", "set", "maxJobs", "0").returncode == 0
+    assert jg.cli("config", "set", "maxJobs", "1").returncode == 0
     state_dir = jg.state_dir()
     victim = jg.home / "victim.json"
     victim.write_text("{}")
@@ -218,3 +218,20 @@ def test_sweep_dry_run_on_an_unreadable_index_warns_and_judges_the_job_files(jg:
     assert [c["id"] for c in json.loads(proc.stdout)["changed"]] == [job["id"]]
     assert index.read_bytes() == b"{broken"  # a dry run moves nothing aside
     assert sorted(p.name for p in state_dir.iterdir()) == before
+
+
+def test_only_the_newest_few_quarantined_index_copies_are_kept(jg: Env) -> None:
+    from jobgate.state.store import KEEP_CORRUPT_COPIES
+
+    _two_finished_jobs(jg)
+    state_dir = jg.state_dir()
+    for n in range(KEEP_CORRUPT_COPIES + 3):
+        old = state_dir / f"state.json.corrupt-20260101T0000{n:02d}Z"
+        old.write_bytes(b"old damage")
+        os.utime(old, (1_700_000_000 + n, 1_700_000_000 + n))
+    (state_dir / "state.json").write_bytes(b"fresh damage")
+    assert jg.cli("run", "--", "true").returncode == 0
+    copies = sorted(p.name for p in state_dir.glob("state.json.corrupt-*"))
+    assert len(copies) == KEEP_CORRUPT_COPIES
+    assert any((state_dir / c).read_bytes() == b"fresh damage" for c in copies)
+    assert "state.json.corrupt-20260101T000000Z" not in copies  # the oldest went first

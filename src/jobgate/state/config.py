@@ -3,10 +3,10 @@ writing go through :class:`jobgate.state.store.Store` (``config.json``, under th
 
 Keys::
 
-    maxJobs          int >= 0   finished jobs kept (active jobs are never pruned)  [50]
+    maxJobs          int >= 1   finished jobs kept (active jobs are never pruned)  [50]
     stopReviewGate   bool       run the review command at Stop                     [false]
     reviewCommand    str        command line of the reviewer (split like a shell)  [codex exec ...]
-    reviewTimeout    number > 0 seconds the reviewer may take                      [900]
+    reviewTimeout    number >= 1 seconds the reviewer may take                     [900]
     waitForJobs      bool       Stop blocks while the session's jobs run           [false]
     maxStopBlocks    int >= 1   at most this many blocks in a row for the same jobs [3]
     agents.NAME      JSON list of strings, one of which contains "{prompt}"
@@ -52,6 +52,9 @@ BUILTIN_AGENTS: dict[str, list[str]] = {
     "claude": ["claude", "-p", "{prompt}"],
 }
 
+#: the shortest timeout a setting may name, in seconds
+MIN_SECONDS = 1
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -87,9 +90,12 @@ def _parse_seconds(key: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds > 0)") from None
-    if not number > 0 or number != number or number == float("inf"):
-        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds > 0)")
+        raise JobgateError(
+            f"bad value for {key}: {value!r} (expected seconds >= {MIN_SECONDS})"
+        ) from None
+    if not number >= MIN_SECONDS or number != number or number == float("inf"):
+        # a reviewer cannot even start in less (1e-320 passed "> 0")
+        raise JobgateError(f"bad value for {key}: {value!r} (expected seconds >= {MIN_SECONDS})")
     return int(number) if number.is_integer() else number
 
 
@@ -126,7 +132,8 @@ def _parse_agent(key: str, value: Any) -> list[str]:
 def validate(key: str, value: Any) -> Any:
     """The typed value for ``key``, or :class:`JobgateError` naming what is wrong."""
     if key == "maxJobs":
-        return _parse_int(key, value, 0)
+        # 0 would prune every job the moment it finishes, its outcome unread
+        return _parse_int(key, value, 1)
     if key in ("stopReviewGate", "waitForJobs"):
         return _parse_bool(key, value)
     if key == "reviewCommand":

@@ -55,7 +55,12 @@ def default_state_root() -> str:
 def state_root() -> str:
     env = os.environ.get("JOBGATE_HOME", "")
     if env:
-        return os.path.abspath(os.path.expanduser(env))
+        path = os.path.expanduser(env)
+        if not os.path.isabs(path):
+            # relative to the current directory, repo/ and repo/sub would see different
+            # state, and it would land inside the checkout
+            raise JobgateError(f"JOBGATE_HOME must be an absolute path, not {env!r}", EXIT_FAILED)
+        return os.path.normpath(path)
     return default_state_root()
 
 
@@ -105,13 +110,14 @@ def check_private_dir(path: str) -> bool:
     import stat
 
     if stat.S_ISLNK(st.st_mode):
-        raise JobgateError(f"refusing to use state dir {path}: it is a symlink")
+        raise JobgateError(f"refusing to use state dir {path}: it is a symlink", EXIT_FAILED)
     if not stat.S_ISDIR(st.st_mode):
-        raise JobgateError(f"refusing to use state dir {path}: it is not a directory")
+        raise JobgateError(f"refusing to use state dir {path}: it is not a directory", EXIT_FAILED)
     getuid = getattr(os, "getuid", None)
     if getuid is not None and st.st_uid != getuid():
         raise JobgateError(
-            f"refusing to use state dir {path}: it is owned by uid {st.st_uid}, not you"
+            f"refusing to use state dir {path}: it is owned by uid {st.st_uid}, not you",
+            EXIT_FAILED,  # the system refusing, not a call made wrong
         )
     return True
 
@@ -130,7 +136,7 @@ def ensure_state_root(path: str) -> None:
             f"cannot create state root {path}: {exc.strerror}", EXIT_FAILED
         ) from None
     if not os.path.isdir(path):
-        raise JobgateError(f"state root {path} is not a directory")
+        raise JobgateError(f"state root {path} is not a directory", EXIT_FAILED)
 
 
 def ensure_private_dir(path: str) -> None:
