@@ -118,7 +118,7 @@ def test_unknown_config_key_is_refused_for_get_and_set(two_jobs: Env) -> None:
         ("reviewTimeout", "0"),
         ("reviewTimeout", "nan"),
         ("reviewTimeout", "1e-320"),
-        ("reviewTimeout", "0.5"),
+        ("reviewTimeout", "0.05"),
         ("maxStopBlocks", "0"),
         ("agents.x", '["no", "placeholder"]'),
     ],

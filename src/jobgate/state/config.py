@@ -6,7 +6,7 @@ Keys::
     maxJobs          int >= 1   finished jobs kept (active jobs are never pruned)  [50]
     stopReviewGate   bool       run the review command at Stop                     [false]
     reviewCommand    str        command line of the reviewer (split like a shell)  [codex exec ...]
-    reviewTimeout    number >= 1 seconds the reviewer may take                     [900]
+    reviewTimeout    number >= 0.1 seconds the reviewer may take                   [900]
     waitForJobs      bool       Stop blocks while the session's jobs run           [false]
     maxStopBlocks    int >= 1   at most this many blocks in a row for the same jobs [3]
     agents.NAME      JSON list of strings, one of which contains "{prompt}"
@@ -53,7 +53,7 @@ BUILTIN_AGENTS: dict[str, list[str]] = {
 }
 
 #: the shortest timeout a setting may name, in seconds
-MIN_SECONDS = 1
+MIN_SECONDS = 0.1
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

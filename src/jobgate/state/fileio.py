@@ -240,3 +240,18 @@ def warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def keep_newest(folder: str, prefix: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest regular files in ``folder`` whose names start
+    with ``prefix`` (by modification time): copies kept aside must not pile up forever."""
+    try:
+        found = [
+            (e.stat(follow_symlinks=False).st_mtime, e.name, e.path)
+            for e in os.scandir(folder)
+            if e.name.startswith(prefix) and e.is_file(follow_symlinks=False)
+        ]
+    except OSError:
+        return
+    for _mtime, _name, path in sorted(found, reverse=True)[keep:]:
+        _unlink_quietly(path)

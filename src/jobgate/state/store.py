@@ -33,6 +33,7 @@ from jobgate.state.fileio import (
     _unlink_quietly,
     append_line,
     atomic_write,
+    keep_newest,
     log_line,
     read_json,
     remove_stale_temp_files,
@@ -180,7 +181,7 @@ class Store:
         except OSError:
             os.replace(self.index_path, target)
         write_json(self.index_path, {"version": INDEX_VERSION, "jobs": jobs}, pretty=False)
-        _drop_old_corrupt_copies(self.index_path)
+        keep_newest(self.state_dir, "state.json.corrupt-", KEEP_CORRUPT_COPIES)
         warn(
             f"the job index {self.index_path} was unreadable ({reason}); moved it to "
             f"{target} and rebuilt the index from {len(jobs)} job file(s)"
@@ -190,18 +191,6 @@ class Store:
 
 #: quarantined copies of a damaged index kept (the newest); older ones are removed
 KEEP_CORRUPT_COPIES = 5
-
-
-def _drop_old_corrupt_copies(index_path: str) -> None:
-    folder, name = os.path.split(index_path)
-    prefix = f"{name}.corrupt-"
-    try:
-        copies = [e for e in os.scandir(folder) if e.name.startswith(prefix) and e.is_file()]
-    except OSError:
-        return
-    copies.sort(key=lambda e: (e.stat().st_mtime, e.name), reverse=True)
-    for entry in copies[KEEP_CORRUPT_COPIES:]:
-        _unlink_quietly(entry.path)
 
 
 def _validate_index(path: str, data: Any) -> list[model.Job]:
