@@ -8,10 +8,10 @@ Both write under the state lock, like ``config set``. The parsing of settings st
 from __future__ import annotations
 
 import os
-import time
 
 from jobgate.state import config
 from jobgate.state.errors import JobgateError
+from jobgate.state.fileio import aside_name, fsync_dir
 from jobgate.state.store import Store
 
 #: what an unreadable ``config.json`` error adds, so a user is never left without a way on
@@ -58,25 +58,7 @@ def reset(store: Store) -> str | None:
     with store.lock():
         if not os.path.lexists(store.config_path):
             return None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = f"{store.config_path}.bak-{stamp}"
-        n = 1
-        while os.path.lexists(target):
-            n += 1
-            target = f"{store.config_path}.bak-{stamp}-{n}"
+        target = aside_name(store.config_path, "bak")
         os.rename(store.config_path, target)
-        _fsync_dir(store.state_dir)
+        fsync_dir(store.state_dir)
     return target
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -63,7 +63,7 @@ def _atomic_write(path: str, data: bytes, mode: int) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 #: a temp file of :func:`atomic_write` older than this was left by a killed writer
@@ -97,7 +97,8 @@ def remove_stale_temp_files(folder: str, max_age: float = STALE_TEMP_SECONDS) ->
     return removed
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
+    """fsync a folder, so a rename or unlink in it is durable (POSIX; errors ignored)."""
     if os.name != "posix":
         return
     try:
@@ -255,3 +256,15 @@ def keep_newest(folder: str, prefix: str, keep: int) -> None:
         return
     for _mtime, _name, path in sorted(found, reverse=True)[keep:]:
         _unlink_quietly(path)
+
+
+def aside_name(path: str, tag: str) -> str:
+    """A free name ``<path>.<tag>-<UTC stamp>`` (``-2``, ``-3``... if taken) to move a
+    file aside to, such as a damaged index or a reset config."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = f"{path}.{tag}-{stamp}"
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{path}.{tag}-{stamp}-{n}"
+    return target

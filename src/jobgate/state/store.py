@@ -32,6 +32,7 @@ from jobgate.state.fileio import (
     CorruptFile,
     _unlink_quietly,
     append_line,
+    aside_name,
     atomic_write,
     keep_newest,
     log_line,
@@ -169,12 +170,7 @@ class Store:
         replaces it atomically, so a lock-free reader never finds no index (and so no
         jobs) in between; where hard links fail it is moved aside first instead.
         """
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = f"{self.index_path}.corrupt-{stamp}"
-        n = 1
-        while os.path.exists(target):
-            n += 1
-            target = f"{self.index_path}.corrupt-{stamp}-{n}"
+        target = aside_name(self.index_path, "corrupt")
         jobs = self.rebuild_index_from_jobs()
         try:
             os.link(self.index_path, target)
