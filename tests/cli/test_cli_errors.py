@@ -333,10 +333,11 @@ def test_created_dirs_are_0700_and_files_0600(jg: Env, open_umask: None) -> None
     assert jg.cli("run", "--", "sh", "-c", "echo more").returncode == 0
     assert jg.cli("config", "set", "maxJobs", "5").returncode == 0
     state_dir = jg.state_dir()
-    files = [state_dir / n for n in ("state.json", "config.json", "state.lock")]
+    names = ("active.json", "finished.jsonl", "config.json", "state.lock")
+    files = [state_dir / n for n in names]
     files += sorted((state_dir / "jobs").glob("*.json"))
     files += sorted((state_dir / "jobs").glob("*.log"))
-    assert len(files) == 3 + 2 + 2
+    assert len(files) == 4 + 2 + 2
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for folder in (jg.home, state_dir, state_dir / "jobs"):
@@ -467,7 +468,7 @@ def test_a_read_only_state_dir_with_an_unreadable_index_is_read_from_the_job_fil
     jg: Env, mounts: Mounts
 ) -> None:
     dead = _dead_running_job(jg)
-    (jg.state_dir() / "state.json").write_bytes(b"{broken")
+    (jg.state_dir() / "active.json").write_bytes(b"{broken")
     view = mounts.readonly_view(jg)
     proc = jg.cli("status", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -477,8 +478,8 @@ def test_a_read_only_state_dir_with_an_unreadable_index_is_read_from_the_job_fil
     assert len(warnings) == 2, proc.stderr  # cannot write; the index is unreadable
     assert all(w.startswith("jobgate: warning: ") for w in warnings)
     assert "Read-only file system" in warnings[0]
-    assert "state.json is unreadable" in warnings[1]
-    assert (view / jg.state_dir().name / "state.json").read_bytes() == b"{broken"
+    assert "active.json is unreadable" in warnings[1]
+    assert (view / jg.state_dir().name / "active.json").read_bytes() == b"{broken"
 
 
 def test_writers_on_a_read_only_state_dir_exit_1_naming_the_file(

@@ -129,8 +129,10 @@ def test_state_files_stay_valid_utf8_json_and_readable_text_stays_readable(jg: E
     ok(run_bytes(jg, "run", "--name", b"n\xffm", "--", "true"))
     ok(run_bytes(jg, "run", "--name", "tâche", "--", "true"))
     state = jg.state_dir()
-    for path in [state / "state.json", *sorted((state / "jobs").glob("*.json"))]:
+    for path in [state / "active.json", *sorted((state / "jobs").glob("*.json"))]:
         json.loads(path.read_bytes().decode("utf-8"))  # strict UTF-8 everywhere
+    for line in (state / "finished.jsonl").read_bytes().splitlines():
+        json.loads(line.decode("utf-8"))
     by_name = {}
     for path in (state / "jobs").glob("*.json"):
         by_name[json.loads(path.read_bytes())["name"]] = path.read_bytes()

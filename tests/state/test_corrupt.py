@@ -39,10 +39,10 @@ def _two_finished_jobs(jg: Env) -> list[str]:
 def _assert_told_once(stderr: str, state_dir: Path) -> Path:
     """One warning line naming the quarantine file, no traceback; returns that file."""
     assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if "state.json" in line]
+    lines = [line for line in stderr.splitlines() if "active.json" in line]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("jobgate: warning:"), stderr
-    quarantined = sorted(state_dir.glob("state.json.corrupt-*"))
+    quarantined = sorted(state_dir.glob("active.json.corrupt-*"))
     assert len(quarantined) == 1, quarantined
     assert quarantined[0].name in lines[0]
     return quarantined[0]
@@ -53,7 +53,7 @@ def test_unreadable_index_is_quarantined_and_rebuilt_by_status(jg: Env, damage: 
     ids = _two_finished_jobs(jg)
     assert jg.cli("config", "set", "maxJobs", "7").returncode == 0
     state_dir = jg.state_dir()
-    (state_dir / "state.json").write_bytes(BAD_INDEXES[damage])
+    (state_dir / "active.json").write_bytes(BAD_INDEXES[damage])
 
     proc = jg.cli("status", "--all", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -61,8 +61,8 @@ def test_unreadable_index_is_quarantined_and_rebuilt_by_status(jg: Env, damage: 
     assert quarantined.read_bytes() == BAD_INDEXES[damage]  # kept as it was, for a human
     assert sorted(j["id"] for j in json.loads(proc.stdout)["jobs"]) == ids
     # the rebuilt index is on disk, so the next reader is not warned again
-    index = json.loads((state_dir / "state.json").read_bytes())
-    assert sorted(j["id"] for j in index["jobs"]) == ids
+    assert json.loads((state_dir / "active.json").read_bytes())["jobs"] == []
+    assert sorted(j["id"] for j in jg.store().read_index()) == ids
     again = jg.cli("status")
     assert again.returncode == 0 and again.stderr == ""
     # settings live outside the index and survive its loss
@@ -73,7 +73,7 @@ def test_unreadable_index_is_quarantined_when_run_starts_a_job(jg: Env) -> None:
     ids = _two_finished_jobs(jg)
     assert jg.cli("config", "set", "stopReviewGate", "true").returncode == 0
     state_dir = jg.state_dir()
-    (state_dir / "state.json").write_bytes(b'{"version": 1, "jobs": [')
+    (state_dir / "active.json").write_bytes(b'{"version": 1, "jobs": [')
 
     proc = jg.cli("run", "--", "true")
     assert proc.returncode == 0, proc.stderr
@@ -86,7 +86,7 @@ def test_unreadable_index_is_quarantined_when_run_starts_a_job(jg: Env) -> None:
 def test_background_run_with_unreadable_index_records_the_new_job_too(jg: Env) -> None:
     ids = _two_finished_jobs(jg)
     state_dir = jg.state_dir()
-    (state_dir / "state.json").write_bytes(b"\x00\x00\x00")
+    (state_dir / "active.json").write_bytes(b"\x00\x00\x00")
     proc = jg.cli("run", "--background", "--json", "--", "true")
     assert proc.returncode == 0, proc.stderr
     _assert_told_once(proc.stderr, state_dir)
@@ -98,7 +98,7 @@ def test_background_run_with_unreadable_index_records_the_new_job_too(jg: Env) -
 def test_readers_racing_on_an_unreadable_index_quarantine_it_once(jg: Env) -> None:
     ids = _two_finished_jobs(jg)
     state_dir = jg.state_dir()
-    (state_dir / "state.json").write_bytes(b"{broken")
+    (state_dir / "active.json").write_bytes(b"{broken")
     readers = [
         subprocess.Popen(
             [sys.executable, "-m", "jobgate", "status", "--all", "--json"],
@@ -117,16 +117,16 @@ def test_readers_racing_on_an_unreadable_index_quarantine_it_once(jg: Env) -> No
         assert sorted(j["id"] for j in json.loads(stdout)["jobs"]) == ids
     warned = [err for _out, err in outputs if err]
     assert len(warned) == 1, warned
-    assert [p.read_bytes() for p in state_dir.glob("state.json.corrupt-*")] == [b"{broken"]
+    assert [p.read_bytes() for p in state_dir.glob("active.json.corrupt-*")] == [b"{broken"]
 
 
 def test_two_quarantines_in_the_same_second_keep_both_damaged_files(jg: Env) -> None:
     _two_finished_jobs(jg)
     state_dir = jg.state_dir()
     for damage in (b"first damage", b"second damage"):
-        (state_dir / "state.json").write_bytes(damage)
+        (state_dir / "active.json").write_bytes(damage)
         assert jg.cli("status").returncode == 0
-    kept = {p.read_bytes() for p in state_dir.glob("state.json.corrupt-*")}
+    kept = {p.read_bytes() for p in state_dir.glob("active.json.corrupt-*")}
     assert kept == {b"first damage", b"second damage"}
 
 
@@ -135,7 +135,7 @@ def test_corrupt_job_file_is_skipped_with_a_warning_when_rebuilding(jg: Env) -> 
     state_dir = jg.state_dir()
     bad, good = ids
     (state_dir / "jobs" / f"{bad}.json").write_bytes(b'{"id": "half')
-    (state_dir / "state.json").write_bytes(b"garbage")
+    (state_dir / "active.json").write_bytes(b"garbage")
 
     proc = jg.cli("status", "--all", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -149,7 +149,7 @@ def test_rebuild_ignores_job_files_whose_names_are_not_job_ids(jg: Env) -> None:
     ids = _two_finished_jobs(jg)
     state_dir = jg.state_dir()
     (state_dir / "jobs" / "-odd.json").write_text(json.dumps({"id": "-odd"}))
-    (state_dir / "state.json").write_bytes(b"garbage")
+    (state_dir / "active.json").write_bytes(b"garbage")
     proc = jg.cli("status", "--all", "--json")
     assert proc.returncode == 0, proc.stderr
     assert sorted(j["id"] for j in json.loads(proc.stdout)["jobs"]) == ids
@@ -162,7 +162,7 @@ def test_index_with_an_escaping_id_is_quarantined_before_pruning_can_use_it(jg: 
     victim = jg.home / "victim.json"
     victim.write_text("{}")
     entry = {"id": "../../victim", "status": "completed", "createdAt": "2000-01-01T00:00:00Z"}
-    (state_dir / "state.json").write_text(json.dumps({"version": 1, "jobs": [entry]}))
+    (state_dir / "active.json").write_text(json.dumps({"version": 1, "jobs": [entry]}))
     proc = jg.cli("run", "--", "true")
     assert proc.returncode == 0, proc.stderr
     _assert_told_once(proc.stderr, state_dir)
@@ -208,7 +208,7 @@ def test_sweep_dry_run_on_an_unreadable_index_warns_and_judges_the_job_files(jg:
     for pid in (job["pid"], job["commandPid"]):
         os.kill(pid, signal.SIGKILL)
     state_dir = jg.state_dir()
-    index = state_dir / "state.json"
+    index = state_dir / "active.json"
     index.write_bytes(b"{broken")
     before = sorted(p.name for p in state_dir.iterdir())
 
@@ -221,17 +221,17 @@ def test_sweep_dry_run_on_an_unreadable_index_warns_and_judges_the_job_files(jg:
 
 
 def test_only_the_newest_few_quarantined_index_copies_are_kept(jg: Env) -> None:
-    from jobgate.state.store import KEEP_CORRUPT_COPIES
+    from jobgate.state.transaction import KEEP_CORRUPT_COPIES
 
     _two_finished_jobs(jg)
     state_dir = jg.state_dir()
     for n in range(KEEP_CORRUPT_COPIES + 3):
-        old = state_dir / f"state.json.corrupt-20260101T0000{n:02d}Z"
+        old = state_dir / f"active.json.corrupt-20260101T0000{n:02d}Z"
         old.write_bytes(b"old damage")
         os.utime(old, (1_700_000_000 + n, 1_700_000_000 + n))
-    (state_dir / "state.json").write_bytes(b"fresh damage")
+    (state_dir / "active.json").write_bytes(b"fresh damage")
     assert jg.cli("run", "--", "true").returncode == 0
-    copies = sorted(p.name for p in state_dir.glob("state.json.corrupt-*"))
+    copies = sorted(p.name for p in state_dir.glob("active.json.corrupt-*"))
     assert len(copies) == KEEP_CORRUPT_COPIES
     assert any((state_dir / c).read_bytes() == b"fresh damage" for c in copies)
-    assert "state.json.corrupt-20260101T000000Z" not in copies  # the oldest went first
+    assert "active.json.corrupt-20260101T000000Z" not in copies  # the oldest went first

@@ -109,7 +109,9 @@ def test_transaction_commits_job_file_and_index_on_clean_exit(store: Store) -> N
     job = store.read_job("run-a")
     assert job is not None and job["status"] == model.COMPLETED
     index = read_json(store.index_path)
-    assert index["version"] == 1
+    assert index["version"] == 2 and index["jobs"] == []  # run-a is finished: in the log
+    (line,) = Path(store.finished_path).read_bytes().splitlines()
+    assert json.loads(line)["id"] == "run-a"
 
 
 def test_transaction_writes_nothing_when_its_block_raises(store: Store) -> None:
@@ -118,11 +120,12 @@ def test_transaction_writes_nothing_when_its_block_raises(store: Store) -> None:
     before = Path(store.index_path).read_bytes()
     with pytest.raises(ValueError), store.transaction() as tx:
         tx.put(_job("run-b"))
-        tx.remove("run-a")
+        tx.put(dict(_job("run-a"), name="changed"))
         raise ValueError("boom")
     assert Path(store.index_path).read_bytes() == before
     assert not os.path.exists(store.job_path("run-b"))
     assert os.path.exists(store.job_path("run-a"))
+    assert store.read_job("run-a") == _job("run-a")
 
 
 def test_transaction_releases_the_lock_after_an_exception(store: Store) -> None:
@@ -261,12 +264,12 @@ def test_lock_free_read_of_a_fresh_state_dir_is_empty_and_creates_nothing(
 
 
 # -- temp files left by killed writers --------------------------------------------------------
-def test_a_commit_removes_old_temp_files_of_killed_writers_but_not_fresh_ones(
+def test_a_pruning_commit_removes_old_temp_files_of_killed_writers_but_not_fresh_ones(
     store: Store,
 ) -> None:
     hour_ago = time.time() - 3600
     stale = [
-        Path(store.state_dir) / ".state.json.4242.deadbeef.tmp",
+        Path(store.state_dir) / ".active.json.4242.deadbeef.tmp",
         Path(store.jobs_dir) / ".run-a.json.4242.cafe0001.tmp",
     ]
     fresh = Path(store.state_dir) / ".config.json.4343.feedf00d.tmp"
@@ -275,8 +278,12 @@ def test_a_commit_removes_old_temp_files_of_killed_writers_but_not_fresh_ones(
         path.write_bytes(b"{half")
     for path in [*stale, unrelated]:
         os.utime(path, (hour_ago, hour_ago))
-    with store.transaction() as tx:
+    with store.transaction() as tx:  # no pruning: nothing listed, nothing swept
         tx.put(_job("run-a"))
+    assert all(p.exists() for p in stale)
+    with store.transaction() as tx:  # pruning: the folders are listed and swept
+        tx.put(_job("run-b", created=2e9))
+        tx.max_finished = 1
     assert [p for p in stale if p.exists()] == []
     assert fresh.exists() and unrelated.exists()
 
@@ -286,7 +293,8 @@ def test_retention_removes_old_logs_and_final_message_files_no_record_names(
 ) -> None:
     jobs = Path(store.jobs_dir)
     with store.transaction() as tx:
-        tx.put(dict(_job("run-kept"), resultFile=str(jobs / "aa.last-message")))
+        running = _job("run-kept", status=model.RUNNING)
+        tx.put(dict(running, resultFile=str(jobs / "aa.last-message")))
     old = time.time() - 3600
     files = {
         "run-kept.log": True,  # its job is in the index
@@ -302,9 +310,10 @@ def test_retention_removes_old_logs_and_final_message_files_no_record_names(
         os.utime(jobs / name, (old, old))
     (jobs / "run-fresh.log").write_text("a launch in progress\n")  # too young to judge
     files["run-fresh.log"] = True
-    with store.transaction() as tx:  # as at the end of a job: a write with retention
+    with store.transaction() as tx:  # as at the end of a job: a write that prunes
         tx.put(_job("run-other"))
-        tx.max_finished = 50
+        tx.put(_job("run-newer", created=2e9))
+        tx.max_finished = 1
     assert {n for n in files if (jobs / n).exists()} == {n for n, keep in files.items() if keep}
 
 

@@ -17,9 +17,14 @@ if TYPE_CHECKING:
     from jobgate.claude.context import HookContext, Output
 
 
+#: the most recently finished jobs (of all sessions) looked through for unannounced ones:
+#: more than that finishing between two prompts is beyond what one notice can list
+ANNOUNCE_WINDOW = 100
+
+
 def user_prompt_submit(ctx: HookContext) -> Output:
     store = ctx.store()
-    jobs = ctx.session_jobs()
+    jobs = ctx.session_jobs(finished=ANNOUNCE_WINDOW)
     hook_state.update_entry(store, ctx.key, lambda entry: (None, hooks.clear_rows(entry)))
     fresh = hooks.unannounced(jobs)
     if not fresh:

@@ -58,8 +58,8 @@ def cancel_detached(store: Store, ids: list[str]) -> str:
             f"jobgate: session ended: cancelling {', '.join(ids)} continues in the background "
             f"(cleanup pid {proc.pid})"
         )
-    by_id = {str(j.get("id")): j for j in store.read_index()}
-    done = [f"{i} ({by_id.get(i, {}).get('status', 'unknown')})" for i in ids]
+    snap = store.snapshot()
+    done = [f"{i} ({(snap.lookup(i) or {}).get('status', 'unknown')})" for i in ids]
     return f"jobgate: session ended: {', '.join(done)}"
 
 

@@ -39,9 +39,10 @@ class HookContext(Protocol):
         """The workspace's store; raises if the state dir is unsafe (a symlink...)."""
         ...
 
-    def session_jobs(self) -> list[model.Job]:
-        """The session's jobs, refreshed: dead ones recorded lost (or marked lost in the
-        view when the lock is busy). Never waits long for the lock."""
+    def session_jobs(self, finished: int = 0) -> list[model.Job]:
+        """The session's active jobs, refreshed (dead ones recorded lost, or marked lost
+        in the view when the lock is busy), and its jobs among the ``finished`` most
+        recently finished ones. Never waits long for the lock."""
         ...
 
     def setting(self, key: str) -> Any:

@@ -15,7 +15,7 @@ so a failure half-way prints nothing but that line.
 
 **Fast.** The Stop hook runs at the end of every turn, so its handler is here and this
 module (with :mod:`jobgate.claude.hooks`) is all of jobgate.claude it loads. Its common
-path (``waitForJobs`` and the review gate off, nothing found dead) reads ``state.json``
+path (``waitForJobs`` and the review gate off, nothing found dead) reads ``active.json``
 and ``config.json`` without the lock and probes ``/proc``; it imports no argparse,
 psutil, filelock or subprocess. Everything else is a module of its own, imported only on
 the path that needs it:
@@ -195,14 +195,19 @@ class Context:
             self._store.exists()
         return self._store
 
-    def session_jobs(self) -> list[model.Job]:
-        """The session's jobs, refreshed: dead ones recorded lost (or marked lost in the
-        view when the lock is busy). Never waits long for the lock."""
+    def session_jobs(self, finished: int = 0) -> list[model.Job]:
+        """The session's active jobs, refreshed (dead ones recorded lost, or marked lost
+        in the view when the lock is busy), and its jobs among the ``finished`` most
+        recently finished ones. Never waits long for the lock."""
         store = self.store()
         from jobgate.jobs import refresh
 
         jobs, _lost = refresh.load(
-            store, persist=True, lock_timeout=refresh.HOOK_LOCK_TIMEOUT, readonly_fallback=True
+            store,
+            finished=finished,
+            persist=True,
+            lock_timeout=refresh.HOOK_LOCK_TIMEOUT,
+            readonly_fallback=True,
         )
         return hooks.session_jobs(jobs, self.session)
 

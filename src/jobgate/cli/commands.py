@@ -12,6 +12,10 @@ import sys
 
 from jobgate.state.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, JobgateError
 
+#: ``result`` without a job looks for the session's newest finished job among this many
+#: most recently finished jobs first, then among all of them
+RECENT_POOL = 50
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -61,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args))
     if args.background:
-        job = launch.start_background(store, command, **common)  # type: ignore[arg-type]
+        job = launch.start_background(store, command, **common)
         if args.json:
             from jobgate.cli.render import to_json
 
@@ -77,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store,
         command,
         stdout_to_stderr=args.json,  # --json: stdout is the record alone
-        **common,  # type: ignore[arg-type]
+        **common,
     )
     if args.json:
         from jobgate.cli.render import to_json
@@ -93,20 +97,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from jobgate.state import model
 
     root, store = open_store(args)
-    jobs, _lost = refresh.load(store)
     if args.job is not None:  # "" is a bad reference, not "no reference"
-        job = refresh.full_record(store, model.resolve_ref(jobs, args.job))
+        jobs, _lost = refresh.load(store, finished=0)
+        job = refresh.full_record(store, refresh.resolve(store, jobs, args.job))
         if args.json:
             emit(render.to_json({"job": job}))
         else:
             emit(render.job_text(job))
         return EXIT_OK
+    jobs, _lost = refresh.load(store, finished=None if args.all else render.RECENT_FINISHED)
     ordered = model.sort_newest_first(jobs)
     if args.json:
-        if not args.all:
-            finished = [j for j in ordered if not model.is_active(j)][: render.RECENT_FINISHED]
-            keep = {id(j) for j in finished}
-            ordered = [j for j in ordered if model.is_active(j) or id(j) in keep]
         payload = {"workspaceRoot": root, "stateDir": store.state_dir, "jobs": ordered}
         emit(render.to_json(payload))
     else:
@@ -120,13 +121,16 @@ def cmd_result(args: argparse.Namespace) -> int:
     from jobgate.state import model
 
     _root, store = open_store(args)
-    jobs, _lost = refresh.load(store)
-    job = control.pick(
-        jobs,
-        args.job,
-        session_id=None if args.job else session_of(args),
-        want="any" if args.job else "finished",
-    )
+    if args.job is not None:
+        jobs, _lost = refresh.load(store, finished=0)
+        job = refresh.resolve(store, jobs, args.job)
+    else:
+        jobs, _lost = refresh.load(store, finished=RECENT_POOL)
+        try:
+            job = control.pick(jobs, None, session_id=session_of(args), want="finished")
+        except JobgateError:  # not among the most recent: look through all of them
+            jobs, _lost = refresh.load(store)
+            job = control.pick(jobs, None, session_id=session_of(args), want="finished")
     if model.is_active(job):
         raise JobgateError(
             f"job {job['id']} is still {job.get('status')}; wait for it: jobgate wait {job['id']}",
@@ -141,11 +145,10 @@ def cmd_result(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     from jobgate.cli import logview
     from jobgate.jobs import refresh
-    from jobgate.state import model
 
     _root, store = open_store(args)
-    jobs, _lost = refresh.load(store)
-    job = model.resolve_ref(jobs, args.job)
+    jobs, _lost = refresh.load(store, finished=0)
+    job = refresh.resolve(store, jobs, args.job)
     return logview.show(store, str(job["id"]), follow=args.follow, tail=args.tail)
 
 
@@ -155,8 +158,11 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from jobgate.state import model
 
     _root, store = open_store(args)
-    jobs, _lost = refresh.load(store)
-    job = control.pick(jobs, args.job, session_id=session_of(args), want="active")
+    jobs, _lost = refresh.load(store, finished=0)
+    if args.job is not None:
+        job = refresh.resolve(store, jobs, args.job)
+    else:
+        job = control.pick(jobs, None, session_id=session_of(args), want="active")
     final = control.wait(store, str(job["id"]), args.timeout)
     if final is None:
         if args.json:
@@ -177,10 +183,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from jobgate.state import model
 
     _root, store = open_store(args)
-    jobs, _lost = refresh.load(store, unwritable_fallback=False)  # cancel must write
-    job = control.pick(
-        jobs, args.job, session_id=session_of(args), want="active" if not args.job else "any"
-    )
+    jobs, _lost = refresh.load(store, finished=0, unwritable_fallback=False)  # must write
+    if args.job is not None:
+        job = refresh.resolve(store, jobs, args.job)
+    else:
+        job = control.pick(jobs, None, session_id=session_of(args), want="active")
     if not model.is_active(job):
         return _cancel_finished(args, store, job, dict(_lost).get(str(job["id"])))
     outcome = control.cancel(store, str(job["id"]), grace=args.grace)
@@ -241,7 +248,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     _root, store = open_store(args)
     # sweep's point is to write: a read-only state dir is an error, not a warning
-    _jobs, lost = refresh.load(store, persist=not args.dry_run, unwritable_fallback=False)
+    _jobs, lost = refresh.load(
+        store, finished=0, persist=not args.dry_run, unwritable_fallback=False
+    )
     if args.json:
         changed = [{"id": job_id, "reason": reason} for job_id, reason in lost]
         emit(render.to_json({"dryRun": args.dry_run, "changed": changed}))

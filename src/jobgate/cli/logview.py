@@ -74,8 +74,8 @@ def show(store: Store, job_id: str, *, follow: bool, tail: int | None) -> int:
     if not follow:
         return EXIT_OK
     while True:
-        jobs, _lost = refresh.load(store)
-        job = refresh.find_job(jobs, job_id)
+        jobs, _lost = refresh.load(store, finished=0)
+        job = refresh.lookup(store, jobs, job_id)
         finished = job is None or model.is_finished(job)
         offset = _copy_from(path, offset)
         if finished:

@@ -11,7 +11,6 @@ import os
 
 from jobgate.proc import liveness
 from jobgate.state import model
-from jobgate.state.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ def spare_other_jobs(job_id: str, others: list[dict[str, Any]]) -> Spare:
     return spare
 
 
-#: a state.json larger than this, named by some process's command line, is not read
+#: an index file larger than this, named by some process's command line, is not read
 FOREIGN_INDEX_MAX_BYTES = 16 << 20
 
 
@@ -70,18 +69,33 @@ def _claim_from_state_dir(proc: psutil.Process, job_id: str) -> dict[str, Any] |
         return None
     if len(argv) < 3 or argv[-1] == job_id:
         return None
-    try:
-        st = os.stat(os.path.join(argv[-2], "state.json"))
-    except OSError:
-        return None
-    if st.st_uid != os.geteuid() or st.st_size > FOREIGN_INDEX_MAX_BYTES:
-        return None
-    for job in Store(argv[-2]).read_index():
+    for job in _foreign_active_jobs(argv[-2]):
         if job.get("id") == argv[-1]:
             for pid, claim in _claims(job):
                 if pid == proc.pid and claim["mark"] == model.WORKER_ENV:
                     return claim
     return None
+
+
+def _foreign_active_jobs(state_dir: str) -> list[dict[str, Any]]:
+    """The active jobs of another workspace's index (either version), read only if the
+    file is ours and not too big; else none."""
+    from jobgate.state import index
+    from jobgate.state.fileio import read_json
+
+    for name in (index.ACTIVE, index.LEGACY):
+        path = os.path.join(state_dir, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_uid != os.geteuid() or st.st_size > FOREIGN_INDEX_MAX_BYTES:
+            return []
+        data = read_json(path)
+        if name == index.ACTIVE:
+            return index.parse_active(path, data)[0]
+        return [j for j in index.parse_legacy(path, data) if model.is_active(j)]
+    return []
 
 
 def _claims(job: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:

@@ -178,8 +178,8 @@ def wait(store: Store, job_id: str, timeout: float | None) -> model.Job | None:
     about :data:`POLL_SECONDS`); the final record, or None on timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        jobs, _lost = refresh.load(store)
-        job = refresh.find_job(jobs, job_id)
+        jobs, _lost = refresh.load(store, finished=0)
+        job = refresh.lookup(store, jobs, job_id)
         if job is None:
             raise JobgateError(f"job {job_id} is no longer in the state (pruned?)")
         if model.is_finished(job):
@@ -196,7 +196,7 @@ def _others(store: Store) -> list[model.Job]:
     """The workspace's job records as they are now (for telling apart jobs started from
     inside the one being ended); [] if the index cannot be read."""
     try:
-        return store.read_index()
+        return store.read_active()
     except Exception:
         return []
 

@@ -1,7 +1,8 @@
 """Read a workspace's jobs and write down any that are found dead (invariant 3).
 
-The common path costs one lock-free read of the index and one ``/proc`` probe per
-active job: nothing is locked or written unless a job is found lost.
+The common path costs one lock-free read of the active jobs and one ``/proc`` probe per
+active job: nothing is locked or written unless a job is found lost, and finished jobs
+are read only as far as the caller asks (``finished=``).
 
 When the state dir cannot be written (a read-only file system, no permission, a full
 disk), a reader still answers: the dead jobs are shown as lost in what it prints, nothing
@@ -15,7 +16,7 @@ import time
 from jobgate.jobs import reconcile
 from jobgate.proc import liveness
 from jobgate.state import model
-from jobgate.state.store import CorruptFile, LockTimeout, Store, log_line, warn
+from jobgate.state.store import CorruptFile, LockTimeout, Snapshot, Store, log_line, warn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,12 +44,16 @@ _warned_unwritable = False
 def load(
     store: Store,
     *,
+    finished: int | None = None,
     persist: bool = True,
     lock_timeout: float = 30.0,
     readonly_fallback: bool = False,
     unwritable_fallback: bool = True,
 ) -> tuple[list[model.Job], list[tuple[str, str]]]:
-    """``(jobs, lost)``: the index with every dead active job marked lost.
+    """``(jobs, lost)``: the active jobs with every dead one marked lost, then finished
+    jobs: all of them (``finished=None``), or the ``finished`` most recently finished
+    (0: none, so the call costs what is active). A job found dead by this call is in
+    ``jobs`` whatever ``finished`` says.
 
     ``lost`` lists ``(job id, reason)`` for what was found dead on this call. With
     ``persist`` the change is written (index, job file, log line) under the lock. If
@@ -61,44 +66,49 @@ def load(
     fail with the system's error instead.
     """
     now = time.time()
+    snap: Snapshot | None
     try:
-        jobs = store.read_index()
+        snap = store.snapshot()
     except CorruptFile:
-        jobs = None  # the locked path quarantines and rebuilds it
+        snap = None  # the locked path quarantines and rebuilds it
     lost: list[tuple[str, str]] = []
-    if jobs is not None:
-        lost = reconcile.find_lost(jobs, liveness.probe, now)
+    if snap is not None:
+        lost = reconcile.find_lost(snap.active, liveness.probe, now)
         if not lost:
-            return jobs, []
+            return snap.active + snap.finished(finished), []
         if not persist:
-            return _mark_in_view(jobs, lost, now), lost
+            return _mark_in_view(snap.active, lost, now) + snap.finished(finished), lost
     elif not persist:
         # read-only (sweep --dry-run): judge the jobs the rebuild would find, and say so
-        return _view_of_job_files(store, now)
+        return _view_of_job_files(store, now, finished)
     try:
-        return _persist(store, lock_timeout)
+        return _persist(store, lock_timeout, finished)
     except LockTimeout:
-        if not readonly_fallback or jobs is None:
+        if not readonly_fallback or snap is None:
             raise
     except OSError as exc:
         if not unwritable_fallback or not write_refused(exc.errno):
             raise
         _warn_unwritable(exc)
-        if jobs is None:
-            return _view_of_job_files(store, now)
+        if snap is None:
+            return _view_of_job_files(store, now, finished)
     # could not write: what was found above, marked in the view only (never "running")
-    return _mark_in_view(jobs, lost, now), lost
+    return _mark_in_view(snap.active, lost, now) + snap.finished(finished), lost
 
 
-def _view_of_job_files(store: Store, now: float) -> tuple[list[model.Job], list[tuple[str, str]]]:
+def _view_of_job_files(
+    store: Store, now: float, finished: int | None
+) -> tuple[list[model.Job], list[tuple[str, str]]]:
     """The index a rebuild would make of an unreadable one, dead jobs marked in view."""
     warn(
-        f"the job index {store.index_path} is unreadable; it will be moved aside and "
-        "rebuilt from the job files by the next command that writes"
+        f"the job index {store.index_path} is unreadable or missing; it will be rebuilt "
+        "from the job files by the next command that writes"
     )
     jobs = store.rebuild_index_from_jobs()
-    lost = reconcile.find_lost(jobs, liveness.probe, now)
-    return _mark_in_view(jobs, lost, now), lost
+    active = [j for j in jobs if model.is_active(j)]
+    done = [j for j in jobs if not model.is_active(j)]
+    lost = reconcile.find_lost(active, liveness.probe, now)
+    return _mark_in_view(active, lost, now) + done[:finished], lost
 
 
 def _warn_unwritable(exc: OSError) -> None:
@@ -122,21 +132,70 @@ def _mark_in_view(
     ]
 
 
-def _persist(store: Store, lock_timeout: float) -> tuple[list[model.Job], list[tuple[str, str]]]:
+def _persist(
+    store: Store, lock_timeout: float, finished: int | None
+) -> tuple[list[model.Job], list[tuple[str, str]]]:
+    ended: dict[str, model.Job] = {}
     with store.transaction(lock_timeout) as tx:
         now = time.time()
         lost = reconcile.find_lost(tx.jobs, liveness.probe, now)
-        for job_id, reason in lost:
+        for job_id, reason in list(lost):
             full = tx.get(job_id)
-            if full is not None:
-                tx.put(model.mark_lost(full, reason, now))
-        jobs = list(tx.jobs)
+            if full is None:
+                continue
+            if model.is_finished(full):
+                # its end reached the job file, and its writer was killed before the
+                # index: the end stands, it is no loss
+                lost.remove((job_id, reason))
+            else:
+                full = model.mark_lost(full, reason, now)
+            tx.put(full)
+            ended[job_id] = model.summary(full)
     for job_id, reason in lost:
         try:
             log_line(store.log_path(job_id), f"jobgate: job marked failed (lost): {reason}")
         except Exception:  # an odd id in a hand-edited index must not fail a reader
             pass
-    return jobs, lost
+    snap = store.snapshot()
+    done = snap.finished(finished)
+    shown = {j["id"] for j in done}
+    return snap.active + [j for i, j in ended.items() if i not in shown] + done, lost
+
+
+def lookup(store: Store, jobs: list[model.Job], job_id: str) -> model.Job | None:
+    """The job ``job_id`` as in ``jobs`` (a :func:`load`), else as the index has it."""
+    return find_job(jobs, job_id) or store.snapshot().lookup(job_id)
+
+
+#: at most this many job files are read to tell the jobs a prefix names apart
+PREFIX_READS = 50
+
+
+def resolve(store: Store, jobs: list[model.Job], ref: str) -> model.Job:
+    """The job ``ref`` names (an exact id, else a unique id prefix) among ``jobs`` (a
+    :func:`load`, perhaps of the active jobs only) and every other job of the index,
+    without reading all of it; errors as :func:`jobgate.state.model.resolve_ref`."""
+    if not model.is_safe_id(ref):
+        return model.resolve_ref([], ref)  # raises the invalid-reference error
+    found = find_job(jobs, ref)
+    if found is not None:
+        return found
+    pool = {str(j["id"]): j for j in jobs if str(j.get("id", "")).startswith(ref)}
+    names = [i for i in store.job_ids() if i.startswith(ref) and i not in pool]
+    snap = store.snapshot()
+    if ref in names or not (pool or names):
+        # its file names it, or nothing does (the log may, if that file is gone)
+        found = snap.lookup(ref)
+        if found is not None:
+            return found
+    for job_id in names[:PREFIX_READS]:
+        job = snap.lookup(job_id)
+        if job is not None:
+            pool[job_id] = job
+    matches = list(pool.values())
+    # past PREFIX_READS, the unread names count as matches for the error message
+    matches += [{"id": i} for i in names[PREFIX_READS:]]
+    return model.resolve_ref(matches, ref)
 
 
 def find_job(jobs: list[model.Job], job_id: str) -> model.Job | None:

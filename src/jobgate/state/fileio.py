@@ -43,27 +43,37 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
+    tmp = write_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(os.path.dirname(path) or ".")
+
+
+def write_temp(path: str, data: bytes, mode: int = 0o600) -> str:
+    """``data`` in a new, fsynced temp file beside ``path`` (a name
+    :func:`remove_stale_temp_files` sweeps if it is never renamed); returns its path."""
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, mode)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)
         raise
     os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    fsync_dir(folder)
+    return tmp
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 #: a temp file of :func:`atomic_write` older than this was left by a killed writer
@@ -143,12 +153,17 @@ def is_utf8_text(value: str) -> bool:
     return True
 
 
-def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
+def json_bytes(obj: Any, *, pretty: bool = True) -> bytes:
+    """``obj`` as a JSON document (indented, or compact) ending in a newline."""
     if pretty:
         text = json_text(obj, indent=2) + "\n"
     else:
         text = json_text(obj, separators=(",", ":")) + "\n"
-    atomic_write(path, text.encode("utf-8"))
+    return text.encode("utf-8")
+
+
+def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
+    atomic_write(path, json_bytes(obj, pretty=pretty))
 
 
 def read_json(path: str) -> Any:

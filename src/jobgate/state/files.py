@@ -1,0 +1,265 @@
+"""A workspace's state directory: its paths, the lock, and lock-free reads of the index.
+
+:class:`StateDir` is everything but writing jobs; :class:`jobgate.state.store.Store` adds
+the locked transaction (:mod:`jobgate.state.transaction`), so that module can take a
+state dir without importing the store. The layout and the rules: :mod:`jobgate.state.store`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jobgate.state import index, model
+from jobgate.state.errors import JobgateError, LockTimeout
+from jobgate.state.fileio import CorruptFile, read_json, warn, write_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from jobgate.state.locking import _PortableLock, _PosixLock
+
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class StateDir:
+    """One workspace's state directory: paths, lock, reads."""
+
+    def __init__(self, state_dir: str, workspace_root: str = "") -> None:
+        self.state_dir = state_dir
+        self.workspace_root = workspace_root
+        self.index_path = os.path.join(state_dir, index.ACTIVE)
+        self.finished_path = os.path.join(state_dir, index.FINISHED)
+        self.legacy_path = os.path.join(state_dir, index.LEGACY)
+        self.config_path = os.path.join(state_dir, "config.json")
+        self.lock_path = os.path.join(state_dir, "state.lock")
+        self.jobs_dir = os.path.join(state_dir, "jobs")
+
+    # -- paths ---------------------------------------------------------------
+    def job_path(self, job_id: str) -> str:
+        if not model.is_safe_id(job_id):
+            raise JobgateError(f"invalid job id {job_id!r}")
+        return os.path.join(self.jobs_dir, f"{job_id}.json")
+
+    def log_path(self, job_id: str) -> str:
+        if not model.is_safe_id(job_id):
+            raise JobgateError(f"invalid job id {job_id!r}")
+        return os.path.join(self.jobs_dir, f"{job_id}.log")
+
+    # -- setup ---------------------------------------------------------------
+    def exists(self) -> bool:
+        from jobgate.state.workspace import check_private_dir
+
+        return check_private_dir(self.state_dir)
+
+    def ensure(self) -> None:
+        """Create the state dir (0700) and ``jobs/`` if needed; refuse unsafe dirs."""
+        from jobgate.state.workspace import ensure_private_dir, ensure_state_root
+
+        ensure_state_root(os.path.dirname(self.state_dir))
+        ensure_private_dir(self.state_dir)
+        ensure_private_dir(self.jobs_dir)
+
+    # -- lock-free reads -----------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The index as committed, without taking the lock.
+
+        Raises :class:`CorruptFile` when it is unreadable, or missing (or its finished log
+        is) while job files say there were jobs: the next writer rebuilds it.
+        """
+        data = read_json(self.index_path)
+        if data is None:
+            legacy = read_json(self.legacy_path)
+            if legacy is not None:
+                return Snapshot.of_legacy(self, index.parse_legacy(self.legacy_path, legacy))
+            data = read_json(self.index_path)  # a writer may have just migrated it
+            if data is None:
+                if self.job_ids():
+                    raise CorruptFile(self.index_path, "missing, with job files beside it")
+                return Snapshot(self, [], index.NO_LOG, None)
+        active, cursor = index.parse_active(self.index_path, data)
+        stat = index.stat_log(self.finished_path)
+        if stat is None and cursor.count:
+            raise CorruptFile(self.finished_path, "missing")
+        return Snapshot(self, active, cursor, stat)
+
+    def read_active(self) -> list[model.Job]:
+        """The active jobs' summaries, newest first (lock-free; see :meth:`snapshot`)."""
+        return self.snapshot().active
+
+    def read_index(self) -> list[model.Job]:
+        """Every job's summary, active and finished, newest first (reads all of it)."""
+        snap = self.snapshot()
+        return model.sort_newest_first(snap.active + snap.finished())
+
+    def read_job(self, job_id: str) -> model.Job | None:
+        """The full record from ``jobs/<id>.json`` (None if missing or unreadable)."""
+        try:
+            data = read_json(self.job_path(job_id))
+        except CorruptFile as exc:
+            warn(f"ignoring unreadable job file {exc.path}: {exc.reason}")
+            return None
+        if isinstance(data, dict) and data.get("id") == job_id:
+            return data
+        return None
+
+    def job_ids(self) -> list[str]:
+        """The ids that have a job file (one listing of ``jobs/``)."""
+        try:
+            names = os.listdir(self.jobs_dir)
+        except OSError:
+            return []
+        ids = (n[: -len(".json")] for n in names if n.endswith(".json"))
+        return sorted(i for i in ids if model.is_safe_id(i))
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            data = read_json(self.config_path)
+        except CorruptFile as exc:
+            raise JobgateError(f"config file {exc.path} is unreadable: {exc.reason}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise JobgateError(f"config file {self.config_path} does not hold a JSON object")
+        return data
+
+    def rebuild_index_from_jobs(self) -> list[model.Job]:
+        """Every job's summary as its job file has it, newest first (reads them all)."""
+        jobs: list[model.Job] = []
+        for job_id in self.job_ids():
+            job = self.read_job(job_id)
+            if job is not None:
+                jobs.append(model.summary(job))
+        return model.sort_newest_first(jobs)
+
+    # -- locked writes -------------------------------------------------------
+    def lock(self, timeout: float = DEFAULT_LOCK_TIMEOUT) -> LockContext:
+        return LockContext(self, timeout)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write settings; call while holding :meth:`lock`."""
+        write_json(self.config_path, config)
+
+
+class Snapshot:
+    """What a read of the index found: the active jobs (with any job a killed writer
+    already logged as finished taken out) and where the finished ones are."""
+
+    def __init__(
+        self,
+        store: StateDir,
+        active: list[model.Job],
+        cursor: index.Cursor,
+        stat: tuple[int, int, int] | None,
+        legacy_finished: list[model.Job] | None = None,
+    ) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.legacy = legacy_finished is not None
+        #: each id's finished summary from the log past the cursor (or all of it, when
+        #: the cursor does not describe the log), oldest first
+        self.recovered: dict[str, model.Job] = {}
+        #: True when the whole log was read because the cursor does not describe it
+        self.rescanned = False
+        #: the bytes of the log's complete lines (a torn last line excluded)
+        self.log_bytes = 0
+        self._all: list[model.Job] | None = legacy_finished
+        if stat is not None:
+            dev, ino, size = stat
+            if cursor.names(dev, ino) and size >= cursor.bytes:
+                self.log_bytes = cursor.bytes
+                if size > cursor.bytes:
+                    data = index.read_range(store.finished_path, cursor.bytes, size)
+                    lines, complete, _bad = index.parse_lines(data)
+                    self.recovered = index.latest(lines)
+                    self.log_bytes += complete
+            else:
+                data = index.read_range(store.finished_path, 0, size)
+                lines, self.log_bytes, _bad = index.parse_lines(data)
+                self.recovered = index.latest(lines)
+                self._all = list(self.recovered.values())
+                self.rescanned = True
+        self.active = [j for j in active if j["id"] not in self.recovered]
+
+    @classmethod
+    def of_legacy(cls, store: StateDir, jobs: list[model.Job]) -> Snapshot:
+        active = [j for j in jobs if model.is_active(j)]
+        done = [j for j in reversed(model.sort_newest_first(jobs)) if not model.is_active(j)]
+        return cls(store, active, index.NO_LOG, None, done)
+
+    def finished_count(self) -> int:
+        """How many finished jobs the index holds."""
+        if self._all is not None:
+            return len(self._all)
+        return self.cursor.count + len(self.recovered)  # a recovered id is rarely a re-log
+
+    def finished(self, newest: int | None = None) -> list[model.Job]:
+        """Finished summaries, most recently finished (or changed) first: all of them, or
+        about the ``newest`` N (read from the end of the log)."""
+        if self._all is None and newest is not None:
+            if newest <= 0 or not self.log_bytes:
+                return []
+            found = index.latest(
+                index.read_newest(self.store.finished_path, self.log_bytes, newest)
+            )
+            for job_id, job in self.recovered.items():
+                found.pop(job_id, None)
+                found[job_id] = job
+            return list(reversed(found.values()))[:newest]
+        if self._all is None:
+            data = b""
+            if self.log_bytes:
+                data = index.read_range(self.store.finished_path, 0, self.log_bytes)
+            lines, _end, bad = index.parse_lines(data)
+            if bad:
+                warn(f"skipped {bad} unreadable line(s) of {self.store.finished_path}")
+            found = index.latest(lines + list(self.recovered.values()))
+            self._all = list(found.values())
+        out = list(reversed(self._all))
+        return out if newest is None else out[:newest]
+
+    def lookup(self, job_id: str) -> model.Job | None:
+        """The summary of the job with this exact id, or None: the active set, else a
+        finished job file (a job file that holds a queued or running record no index
+        names is a launch that never committed, and no job), else the log (read whole:
+        only when the job file is missing or damaged)."""
+        for job in self.active:
+            if job["id"] == job_id:
+                return job
+        if job_id in self.recovered:
+            return self.recovered[job_id]
+        if self._all is not None:
+            for job in self._all:
+                if job["id"] == job_id:
+                    return job
+            return None
+        if not model.is_safe_id(job_id):
+            return None
+        full = self.store.read_job(job_id)
+        if full is not None and model.is_finished(full):
+            return model.summary(full)
+        # no job file, or a damaged one: the log has the summary, if the job is indexed
+        return next((j for j in self.finished() if j["id"] == job_id), None)
+
+
+class LockContext:
+    def __init__(self, store: StateDir, timeout: float) -> None:
+        self.store = store
+        self.timeout = timeout
+        self._lock: _PosixLock | _PortableLock | None = None
+
+    def __enter__(self) -> LockContext:
+        self.store.ensure()
+        from jobgate.state.locking import make_lock  # writers only: readers take no lock
+
+        lock = make_lock(self.store.lock_path)
+        if not lock.acquire(self.timeout):
+            raise LockTimeout(self.store.lock_path, self.timeout)
+        self._lock = lock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
