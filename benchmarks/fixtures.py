@@ -75,16 +75,16 @@ def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str
     workspace ``ws``; returns the state dir.
 
     The records come from jobgate's own ``model`` functions and the files are the ones a
-    ``Store`` transaction commits (``state.json`` index of summaries, newest first;
-    ``jobs/<id>.json``; ``jobs/<id>.log``), but written directly: one transaction per
-    record costs a scan of the index per ``put`` and two fsyncs per file, which makes
+    ``Store`` transaction commits (``active.json`` with the active summaries,
+    ``finished.jsonl`` with the finished ones, ``jobs/<id>.json``; ``jobs/<id>.log``),
+    but written directly: one transaction per record costs fsyncs per file, which makes
     10,000 jobs take minutes. ``maxJobs`` is set far above ``n_jobs`` so nothing is
     pruned by the commands measured.
     """
     from jobgate.proc import liveness
-    from jobgate.state import model
-    from jobgate.state.fileio import json_text, write_json
-    from jobgate.state.store import INDEX_VERSION, Store
+    from jobgate.state import index, model
+    from jobgate.state.fileio import atomic_write, json_text, write_json
+    from jobgate.state.store import Store
     from jobgate.state.workspace import state_dir_for
 
     root, state_dir = state_dir_for(ws)
@@ -143,7 +143,13 @@ def build_state(ws: str, n_jobs: int, n_running: int, sleepers: Sleepers) -> str
             lines.append(f"jobgate: command ended ({job['status']})")
         stamp = model.now_iso()
         _write_private(job["logFile"], "".join(f"[{stamp}] {line}\n" for line in lines))
-    index = [model.summary(job) for job in reversed(jobs)]  # newest first, as put() leaves it
+    # as commits leave it: active jobs newest first, the finished ones' log oldest first
+    active = [model.summary(job) for job in reversed(jobs) if model.is_active(job)]
+    done = [model.summary(job) for job in jobs if not model.is_active(job)]
     with store.lock():
-        write_json(store.index_path, {"version": INDEX_VERSION, "jobs": index}, pretty=False)
+        data = index.lines_text(done)
+        atomic_write(store.finished_path, data)
+        st = os.stat(store.finished_path)
+        cursor = index.Cursor(st.st_dev, st.st_ino, st.st_size, len(done), index.crc(data))
+        write_json(store.index_path, index.active_document(active, cursor), pretty=False)
     return str(state_dir)

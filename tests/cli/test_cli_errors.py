@@ -423,7 +423,7 @@ def test_readers_on_a_read_only_state_dir_show_a_dead_job_lost_and_warn_once(
     job_id = dead["id"]
     cases: list[tuple[list[str], int, str]] = [
         (["status"], 0, "failed (lost)"),
-        (["status", "--json"], 0, '"phase": "lost"'),
+        (["status", "--json"], 0, '"phase":"lost"'),
         (["status", job_id], 0, "phase:       lost"),
         (["result", job_id], 1, "error: lost: worker pid"),
         (["log", job_id], 0, "jobgate: running, command pid"),

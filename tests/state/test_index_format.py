@@ -101,21 +101,7 @@ def test_a_finished_line_logged_before_a_killed_commit_is_finished_for_readers_a
 
 
 # -- 2. a torn last line -------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "after_a_complete_line",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Transaction._load truncates the log only when snap.recovered is "
-                "non-empty; a tail past the cursor that is only a torn line is kept, the "
-                "next O_APPEND is glued onto it and that finished job's line is unreadable",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("after_a_complete_line", [True, False])
 def test_a_torn_last_line_is_ignored_by_readers_and_cut_by_the_next_writer(
     jg: Env, after_a_complete_line: bool
 ) -> None:

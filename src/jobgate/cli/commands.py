@@ -105,13 +105,44 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             emit(render.job_text(job))
         return EXIT_OK
+    if args.json and args.all:
+        return _status_all_json(root, store)
     jobs, _lost = refresh.load(store, finished=None if args.all else render.RECENT_FINISHED)
-    ordered = model.sort_newest_first(jobs)
     if args.json:
-        payload = {"workspaceRoot": root, "stateDir": store.state_dir, "jobs": ordered}
-        emit(render.to_json(payload))
+        out = render.status_json(root, store.state_dir, model.sort_newest_first(jobs))
+        sys.stdout.flush()
+        sys.stdout.buffer.writelines(out)
+        sys.stdout.buffer.flush()
     else:
         emit(render.status_text(jobs, show_all=args.all, workspace_root=root))
+    return EXIT_OK
+
+
+def _status_all_json(root: str, store: Store) -> int:
+    """``status --all --json``: the active jobs (refreshed), newest first, then every
+    finished job in the order they finished (oldest first), its log line unparsed."""
+    from jobgate.cli import render
+    from jobgate.jobs import refresh
+    from jobgate.state import model
+
+    jobs, _lost = refresh.load(store, finished=0)
+    snap = store.snapshot()
+    raw = snap.finished_lines()
+    if raw is None:  # the log is not byte for byte what jobgate wrote: parse it
+        jobs, _lost = refresh.load(store)
+        jobs = model.sort_newest_first([j for j in jobs if model.is_active(j)]) + [
+            j for j in reversed(jobs) if not model.is_active(j)
+        ]
+        raw = b""
+    else:
+        # the jobs this call found dead and wrote down are in the log now; those it
+        # could only mark in its view (a read-only state dir) are not
+        active = {str(j["id"]) for j in snap.active}
+        jobs = model.sort_newest_first([j for j in jobs if j["id"] in active])
+    out = render.status_json(root, store.state_dir, jobs, raw)
+    sys.stdout.flush()
+    sys.stdout.buffer.writelines(out)
+    sys.stdout.buffer.flush()
     return EXIT_OK
 
 

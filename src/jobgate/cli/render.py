@@ -23,6 +23,25 @@ def to_json(obj: Any) -> str:
     return json_text(obj, indent=2)
 
 
+def status_json(
+    root: str, state_dir: str, jobs: list[model.Job], lines: bytes = b""
+) -> list[bytes]:
+    """``status --json`` (UTF-8, in pieces): ``workspaceRoot``, ``stateDir`` and
+    ``jobs``, one job per line (compact), so ten thousand of them print fast and grep
+    well: ``jobs``, then ``lines``, log lines of finished jobs passed through as they are
+    (each a JSON object ending in a newline)."""
+    from jobgate.state.fileio import json_text
+
+    parts = [json_text(j, separators=(",", ":")).encode("utf-8") for j in jobs]
+    if lines:
+        # the separators in place of the newlines: one pass over megabytes, no split
+        parts.append(lines[:-1].replace(b"\n", b",\n    "))
+    head = f'{{\n  "workspaceRoot": {json_text(root)},\n  "stateDir": {json_text(state_dir)},\n'
+    if not parts:
+        return [head.encode("utf-8"), b'  "jobs": []\n}\n']
+    return [head.encode("utf-8"), b'  "jobs": [\n    ', b",\n    ".join(parts), b"\n  ]\n}\n"]
+
+
 def duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:

@@ -180,14 +180,12 @@ def resolve(store: Store, jobs: list[model.Job], ref: str) -> model.Job:
     found = find_job(jobs, ref)
     if found is not None:
         return found
-    pool = {str(j["id"]): j for j in jobs if str(j.get("id", "")).startswith(ref)}
-    names = [i for i in store.job_ids() if i.startswith(ref) and i not in pool]
     snap = store.snapshot()
-    if ref in names or not (pool or names):
-        # its file names it, or nothing does (the log may, if that file is gone)
-        found = snap.lookup(ref)
-        if found is not None:
-            return found
+    found = snap.lookup(ref)  # an exact id: its job file, else its bytes in the log
+    if found is not None:
+        return found
+    pool = {str(j["id"]): j for j in jobs if str(j.get("id", "")).startswith(ref)}
+    names = [i for i in store.job_ids() if i.startswith(ref) and i not in pool and i != ref]
     for job_id in names[:PREFIX_READS]:
         job = snap.lookup(job_id)
         if job is not None:

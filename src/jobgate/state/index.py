@@ -47,16 +47,19 @@ TAIL_CHUNK = 64 * 1024
 
 class Cursor:
     """Which log file a commit accounted for (``dev``, ``ino``), how many of its bytes,
-    and how many distinct jobs those bytes hold."""
+    how many distinct jobs those bytes hold, and their CRC-32 (so a reader can tell
+    that they are, to the byte, what jobgate wrote: valid JSON lines it may pass on
+    without parsing them)."""
 
-    __slots__ = ("bytes", "count", "dev", "ino")
-    FIELDS = ("dev", "ino", "bytes", "count")
+    __slots__ = ("bytes", "count", "crc", "dev", "ino")
+    FIELDS = ("dev", "ino", "bytes", "count", "crc")
 
-    def __init__(self, dev: int, ino: int, size: int, count: int) -> None:
+    def __init__(self, dev: int, ino: int, size: int, count: int, crc: int) -> None:
         self.dev = dev
         self.ino = ino
         self.bytes = size
         self.count = count
+        self.crc = crc
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.FIELDS}
@@ -68,7 +71,7 @@ class Cursor:
         return f"Cursor({self.as_dict()})"
 
 
-NO_LOG = Cursor(0, 0, 0, 0)
+NO_LOG = Cursor(0, 0, 0, 0, 0)
 
 
 def check_jobs(path: str, jobs: Any) -> list[model.Job]:
@@ -100,7 +103,7 @@ def parse_active(path: str, data: Any) -> tuple[list[model.Job], Cursor]:
     for key in Cursor.FIELDS:
         value = raw.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise CorruptFile(path, "the 'finished' cursor is not four counts")
+            raise CorruptFile(path, "the 'finished' cursor is not five counts")
         fields.append(value)
     return jobs, Cursor(*fields)
 
@@ -146,9 +149,36 @@ def latest(lines: list[model.Job]) -> dict[str, model.Job]:
 
 
 def lines_text(jobs: list[model.Job]) -> bytes:
+    """The log lines of ``jobs``: compact JSON, each starting with its ``"id"``."""
     from jobgate.state.fileio import json_text
 
-    return "".join(json_text(j, separators=(",", ":")) + "\n" for j in jobs).encode("utf-8")
+    out = []
+    for job in jobs:
+        if next(iter(job)) != "id":
+            job = {"id": job["id"], **job}
+        out.append(json_text(job, separators=(",", ":")) + "\n")
+    return "".join(out).encode("utf-8")
+
+
+def crc(data: bytes | memoryview, start: int = 0) -> int:
+    import zlib  # writers, and readers passing the log on whole
+
+    return zlib.crc32(data, start)
+
+
+ID_PREFIX = b'{"id":"'
+
+
+def last_lines(data: bytes) -> bytes:
+    """``data`` (complete lines that jobgate wrote: :func:`lines_text`) with only each
+    id's last line, in order, without parsing the JSON."""
+    start = len(ID_PREFIX)
+    last: dict[bytes, bytes] = {}
+    for line in data.splitlines(keepends=True):
+        job_id = line[start : line.find(b'"', start)]
+        last.pop(job_id, None)
+        last[job_id] = line
+    return b"".join(last.values())
 
 
 def stat_log(path: str) -> tuple[int, int, int] | None:

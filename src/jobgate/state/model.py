@@ -106,7 +106,7 @@ def is_safe_id(ref: str) -> bool:
     return (
         0 < len(ref) <= 128
         and ref[0] not in ".-"
-        and all(c in _ID_CHARS for c in ref.lower())
+        and _ID_CHARS.issuperset(ref.lower())
         and ".." not in ref
     )
 

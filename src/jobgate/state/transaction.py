@@ -63,6 +63,8 @@ class Transaction:
         self._finished: dict[str, model.Job] = {}  # summaries to log, in order
         self._new_finished = 0
         self._had_file: set[str] = set()
+        self._removed: dict[str, model.Job] = {}
+        self._logged: set[str] = set()
         self._rewrite = False  # the log must be rewritten whole (rebuilt, migrated)
         self._rebuilt: list[model.Job] | None = None  # every finished job, oldest first
         self._migrated = False
@@ -103,12 +105,19 @@ class Transaction:
             self._rewrite = self._migrated = self._dirty = True
         elif snap.rescanned:
             self._rewrite = self._dirty = True  # the cursor lied: rewrite what is there
-        elif snap.recovered:
-            # a writer was killed after logging these jobs and before its commit: they
-            # are finished; cut a torn last line and let this commit account for them
-            os.truncate(self.store.finished_path, snap.log_bytes)
+        elif snap.recovered or snap.log_size > snap.log_bytes:
+            # a writer was killed after logging these jobs and before its commit (or
+            # while it wrote their lines): they are finished; cut a torn last line and
+            # let this commit account for the rest
+            path = self.store.finished_path
+            os.truncate(path, snap.log_bytes)
+            folded = index.read_range(path, snap.cursor.bytes, snap.log_bytes)
             self._cursor = index.Cursor(
-                snap.cursor.dev, snap.cursor.ino, snap.log_bytes, snap.finished_count()
+                snap.cursor.dev,
+                snap.cursor.ino,
+                snap.log_bytes,
+                snap.finished_count(),
+                index.crc(folded, snap.cursor.crc),
             )
             self._dirty = True
 
@@ -157,6 +166,7 @@ class Transaction:
             summ = self._finished_summary(job_id)
             if summ is None:
                 return None
+            self._logged.add(job_id)  # a put of it re-logs it: no new finished job
         full = self.store.read_job(job_id)
         if full is not None:
             self._had_file.add(job_id)
@@ -195,10 +205,24 @@ class Transaction:
         else:
             if was_active:
                 self.jobs = [j for j in self.jobs if j.get("id") != job_id]
-            if job_id not in self._finished and (was_active or job_id not in self._had_file):
+            known = job_id in self._had_file or job_id in self._logged
+            if job_id not in self._finished and (was_active or not known):
                 self._new_finished += 1
             self._finished.pop(job_id, None)
             self._finished[job_id] = summ
+        self._dirty = True
+
+    def remove(self, job_id: str) -> None:
+        """Drop a job from the index at commit, with its job file, log and final-message
+        file. A finished job's removal rewrites the log (it is read whole): for tools
+        and tests, not for a hot path."""
+        summ = self.find(job_id) or self._finished_summary(job_id)
+        self.jobs = [j for j in self.jobs if j.get("id") != job_id]
+        self._staged.pop(job_id, None)
+        self._finished.pop(job_id, None)
+        self._removed[job_id] = summ or {"id": job_id}
+        if summ is not None and not model.is_active(summ):
+            self._rewrite = True
         self._dirty = True
 
     def keep_at_most(self, spare: str | None = None) -> None:
@@ -236,6 +260,8 @@ class Transaction:
         for job_id, summ in self._finished.items():
             known.pop(job_id, None)
             known[job_id] = summ
+        for job_id in self._removed:
+            known.pop(job_id, None)
         return list(known.values())
 
     def _commit(self) -> None:
@@ -259,9 +285,12 @@ class Transaction:
                 everything = self._all_finished()
                 if prune and self.max_finished is not None:
                     everything, dropped = model.prune(everything, self.max_finished, self.spare)
-                atomic_write(store.finished_path, index.lines_text(everything))
+                data = index.lines_text(everything)
+                atomic_write(store.finished_path, data)
                 st = os.stat(store.finished_path)
-                cursor = index.Cursor(st.st_dev, st.st_ino, st.st_size, len(everything))
+                cursor = index.Cursor(
+                    st.st_dev, st.st_ino, st.st_size, len(everything), index.crc(data)
+                )
             elif self._finished:
                 cursor = self._append(list(self._finished.values()))
             else:
@@ -278,12 +307,13 @@ class Transaction:
         if self._migrated and os.path.lexists(store.legacy_path):
             # version 1 is kept, renamed, so nothing reads it as the index again
             os.replace(store.legacy_path, aside_name(store.legacy_path, "v1"))
-        for job in dropped:
+        for job in [*dropped, *self._removed.values()]:
             self._remove_files(job)
         if prune or self._rewrite:
             self._sweep_leftovers(self.jobs + everything)
         self._staged.clear()
         self._finished.clear()
+        self._removed.clear()
         self._new_finished = 0
         self._dirty = self._rewrite = self._migrated = False
 
@@ -302,7 +332,9 @@ class Transaction:
             os.close(fd)
         if not self._cursor.ino:
             fsync_dir(self.store.state_dir)  # the log was just created
-        return index.Cursor(st.st_dev, st.st_ino, st.st_size, self._count())
+        return index.Cursor(
+            st.st_dev, st.st_ino, st.st_size, self._count(), index.crc(data, self._cursor.crc)
+        )
 
     def _remove_files(self, job: model.Job) -> None:
         """Drop a pruned job's job file and log, and the agent's final-message file
