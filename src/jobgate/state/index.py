@@ -25,10 +25,9 @@ tail. :mod:`jobgate.state.store` decides when to read what, under which lock.
 
 from __future__ import annotations
 
-import json
 import os
 
-from jobgate.state import model
+from jobgate.state import jsonload, model
 from jobgate.state.fileio import CorruptFile
 
 TYPE_CHECKING = False
@@ -130,7 +129,7 @@ def parse_lines(data: bytes) -> tuple[list[model.Job], int, int]:
         if not line.strip():
             continue
         try:
-            job = json.loads(line)
+            job = jsonload.loads(line)
             _check_job("", job)
         except (ValueError, UnicodeDecodeError, RecursionError, CorruptFile):
             bad += 1

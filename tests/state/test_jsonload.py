@@ -1,0 +1,80 @@
+"""jsonload.loads answers as json.loads does, without importing json."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from jobgate.state import jsonload
+
+VALID = [
+    '{"version": 2, "jobs": [], "finished": {"dev": 1, "ino": 2}}',
+    "  [1, -2, 3.5e3, true, false, null]\n",
+    '"t\\u00e2che \\udcff \\n"',
+    '{"a": {"b": {"c": [[], {}]}}}',
+    "0",
+    '{"dup": 1, "dup": 2}',
+    "[1e400, -0.0]",
+    '"\u00e9\u4e2d"',
+]
+INVALID = [
+    "",
+    "   ",
+    "{",
+    '{"a": }',
+    '{"a": 1} x',
+    "[1, 2,]",
+    '"unterminated',
+    "{'single': 1}",
+    '"ctrl \x01 char"',
+    "[1] [2]",
+]
+
+
+@pytest.mark.parametrize("text", VALID)
+def test_a_valid_document_parses_exactly_as_json_loads_parses_it(text: str) -> None:
+    assert jsonload.loads(text) == json.loads(text)
+    assert jsonload.loads(text.encode("utf-8")) == json.loads(text.encode("utf-8"))
+
+
+def test_nan_and_infinity_are_read_as_json_loads_reads_them() -> None:
+    value = jsonload.loads("[NaN, Infinity, -Infinity]")
+    assert math.isnan(value[0]) and value[1:] == [math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("text", INVALID)
+def test_what_json_loads_refuses_is_refused_with_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        jsonload.loads(text)
+
+
+def test_bytes_that_are_not_utf8_are_refused_with_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        jsonload.loads(b'{"a": "\xff"}')
+
+
+def test_a_document_nested_too_deep_raises_recursion_error() -> None:
+    with pytest.raises(RecursionError):
+        jsonload.loads("[" * 100_000 + "]" * 100_000)
+
+
+def test_reading_json_imports_neither_json_nor_re() -> None:
+    code = (
+        "import sys; from jobgate.state import jsonload; "
+        "assert jsonload.loads(b'{\"a\": [1]}') == {'a': [1]}; "
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
