@@ -97,60 +97,198 @@ def state_dir_for(cwd: str | None = None) -> tuple[str, str]:
     return root, os.path.join(state_root(), state_dir_name(root))
 
 
-def check_private_dir(path: str) -> bool:
-    """True if ``path`` exists and is a safe state dir; raise if it exists but is unsafe.
+#: symlinks followed while judging a state root's path before it is called a loop
+MAX_SYMLINKS = 40
 
-    Unsafe: a symlink, not a directory, or owned by another user. Caveat: ownership is
-    only checked where ``os.getuid`` exists (POSIX).
+
+def _my_uid() -> int | None:
+    getuid = getattr(os, "getuid", None)
+    return None if getuid is None else int(getuid())
+
+
+def _unsafe_dir(st: os.stat_result, me: int) -> str | None:
+    """Why a directory met on the way to the state root lets another user swap what is
+    below it, or None: owned by someone other than root or you, or writable by group or
+    others without the sticky bit (in a sticky dir only an entry's owner may rename it)."""
+    if st.st_uid not in (0, me):
+        return f"is owned by uid {st.st_uid} (neither root nor you)"
+    if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+        mode = st.st_mode & 0o7777
+        return f"is writable by group or others without the sticky bit (mode {mode:04o})"
+    return None
+
+
+def check_state_root(root: str) -> None:
+    """Refuse (:class:`JobgateError`, exit 1) a state root another user could swap.
+
+    The way ssh judges ``~/.ssh``: every directory from ``/`` down to ``root`` (symlinks
+    resolved one by one, each symlink owned by root or you) must be owned by root or
+    you and not writable by group or others, except that a sticky one (``/tmp``) may be
+    an ancestor; ``root`` itself must be yours and writable by nobody else. A part of
+    the path that does not exist yet stops the walk: it will be created, as yours. A
+    no-op where there are no uids (Windows).
     """
+    me = _my_uid()
+    if me is None or not os.path.isabs(root):
+        return
+    import stat
+
+    def refuse(path: str, why: str) -> JobgateError:
+        where = "it" if path == root else path
+        return JobgateError(f"refusing to use state root {root}: {where} {why}", EXIT_FAILED)
+
+    todo = [part for part in root.split("/") if part]
+    todo.reverse()  # a stack: the next part last
+    current = "/"
+    hops = 0
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return False
+        st = os.lstat(current)
+    except OSError:
+        return
+    # a part that does not exist yet is created later (as yours); one that cannot be
+    # looked at, or is not a directory, fails whoever uses it with its own error
+    while todo:
+        why = _unsafe_dir(st, me)
+        if why is not None:
+            raise refuse(current, why)
+        part = todo.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            current = os.path.dirname(current)
+            st = os.lstat(current)
+            continue
+        nxt = os.path.join(current, part)
+        try:
+            st = os.lstat(nxt)
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (0, me):
+                raise refuse(nxt, f"is a symlink owned by uid {st.st_uid} (neither root nor you)")
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise refuse(nxt, "leads through too many symlinks")
+            target = os.readlink(nxt)
+            todo.extend(reversed([part for part in target.split("/") if part]))
+            if target.startswith("/"):
+                current = "/"
+            st = os.lstat(current)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return
+        current = nxt
+    if st.st_uid != me:
+        raise refuse(current, f"is owned by uid {st.st_uid}, not you")
+    if st.st_mode & 0o022:
+        raise refuse(current, f"is writable by group or others (mode {st.st_mode & 0o7777:04o})")
+
+
+def _refuse_unsafe_entry(path: str, st: os.stat_result) -> None:
+    """Refuse a state dir that is a symlink, not a directory, or another user's."""
     import stat
 
     if stat.S_ISLNK(st.st_mode):
         raise JobgateError(f"refusing to use state dir {path}: it is a symlink", EXIT_FAILED)
     if not stat.S_ISDIR(st.st_mode):
         raise JobgateError(f"refusing to use state dir {path}: it is not a directory", EXIT_FAILED)
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None and st.st_uid != getuid():
+    me = _my_uid()
+    if me is not None and st.st_uid != me:
         raise JobgateError(
             f"refusing to use state dir {path}: it is owned by uid {st.st_uid}, not you",
             EXIT_FAILED,  # the system refusing, not a call made wrong
         )
+
+
+def check_private_dir(path: str) -> bool:
+    """True if ``path`` exists and is a safe state dir; raise if it exists but is unsafe.
+
+    Unsafe: a symlink, not a directory, or owned by another user; or in a folder that
+    :func:`check_state_root` refuses (checked first, whether ``path`` exists or not).
+    Ownership is only checked where ``os.getuid`` exists (POSIX).
+    """
+    check_state_root(os.path.dirname(path))
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    _refuse_unsafe_entry(path, st)
     return True
 
 
+def _make_dirs(path: str) -> None:
+    """``os.makedirs(path)``, each folder it creates 0700 (the XDG rule), not only the
+    last: a ``~/.local/state`` made group-writable by a umask of 002 would be refused."""
+    parent = os.path.dirname(path)
+    if parent and parent != path and not os.path.lexists(parent):
+        _make_dirs(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+
+
 def ensure_state_root(path: str) -> None:
-    """Create the state root (0700) if missing.
+    """Create the state root (0700, and each folder it needs) if missing; refuse one
+    that :func:`check_state_root` finds another user could swap (before creating
+    anything in it, and again after).
 
     Unlike a workspace's state dir, the root may be reached through a symlink (a
-    ``~/.local/state`` moved to another disk, macOS's ``/tmp``); the per-workspace dirs
-    inside it are what :func:`ensure_private_dir` guards.
+    ``~/.local/state`` moved to another disk, macOS's ``/tmp``) whose owner is you or
+    root; the per-workspace dirs inside it are what :func:`ensure_private_dir` guards.
     """
+    check_state_root(path)
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        _make_dirs(path)
     except OSError as exc:
         raise JobgateError(
             f"cannot create state root {path}: {exc.strerror}", EXIT_FAILED
         ) from None
     if not os.path.isdir(path):
         raise JobgateError(f"state root {path} is not a directory", EXIT_FAILED)
+    check_state_root(path)
+
+
+#: a directory opened to be checked and fixed, never through a symlink
+_DIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def ensure_private_dir(path: str) -> None:
-    """Create ``path`` (and parents) as 0700 if missing; refuse an unsafe existing one."""
-    if check_private_dir(path):
-        if os.name == "posix" and (os.lstat(path).st_mode & 0o077):
-            os.chmod(path, 0o700)
+    """Create ``path`` (and parents) as 0700 if missing; refuse an unsafe existing one.
+
+    The mode is fixed through a descriptor opened with ``O_NOFOLLOW | O_DIRECTORY`` and
+    checked with ``fstat`` (``fchmod``, never ``chmod`` by name): a dir swapped for a
+    symlink after the checks is refused, and whatever it points to is left alone.
+    """
+    if not check_private_dir(path):
+        try:
+            _make_dirs(path)
+        except OSError as exc:
+            raise JobgateError(
+                f"cannot create state dir {path}: {exc.strerror}", EXIT_FAILED
+            ) from None
+    if os.name != "posix":
+        check_private_dir(path)
         return
     try:
-        os.makedirs(path, mode=0o700, exist_ok=False)
-    except FileExistsError:
-        pass
+        fd = os.open(path, _DIR_FLAGS)
     except OSError as exc:
-        raise JobgateError(f"cannot create state dir {path}: {exc.strerror}", EXIT_FAILED) from None
-    check_private_dir(path)
-    if os.name == "posix":
-        os.chmod(path, 0o700)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None:
+            _refuse_unsafe_entry(path, st)  # a symlink now, or not a directory
+        raise JobgateError(f"cannot open state dir {path}: {exc.strerror}", EXIT_FAILED) from None
+    try:
+        st = os.fstat(fd)
+        _refuse_unsafe_entry(path, st)
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
