@@ -108,13 +108,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json and args.all:
         return _status_all_json(root, store)
     jobs, _lost = refresh.load(store, finished=None if args.all else render.RECENT_FINISHED)
+    shown = [j for j in jobs if not model.is_active(j)]
+    total: int | None = None  # how many finished jobs there are (the recent view only)
+    if not args.all:
+        from jobgate.state.fileio import CorruptFile
+
+        try:
+            snap = store.snapshot()
+            # a job found dead that this call could not write down is active there
+            indexed = {j["id"] for j in snap.active}
+            total = snap.finished_count() + sum(j["id"] in indexed for j in shown)
+        except CorruptFile:  # unreadable and not rebuilt (read-only): count job files
+            total = max(len(shown), len(store.job_ids()) - (len(jobs) - len(shown)))
     if args.json:
-        out = render.status_json(root, store.state_dir, model.sort_newest_first(jobs))
+        hidden = None if total is None else max(0, total - len(shown))
+        out = render.status_json(
+            root, store.state_dir, model.sort_newest_first(jobs), finished_not_shown=hidden
+        )
         sys.stdout.flush()
         sys.stdout.buffer.writelines(out)
         sys.stdout.buffer.flush()
     else:
-        emit(render.status_text(jobs, show_all=args.all, workspace_root=root))
+        emit(render.status_text(jobs, show_all=args.all, workspace_root=root, finished_total=total))
     return EXIT_OK
 
 

@@ -1,7 +1,15 @@
-"""Human text and ``--json`` output. Pure: strings in, strings out (plus small file tails)."""
+"""Human text and ``--json`` output. Pure: strings in, strings out, plus bounded reads of a
+job's log (the tail under a running job).
+
+Text from a record (a name, a command, an error, a log line) may hold anything: every
+human view shows it through :func:`clean`, control characters escaped and length capped,
+so a job cannot clear the screen, retitle the terminal or fake a row of its own.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 
 from jobgate.state import model
@@ -14,6 +22,19 @@ if TYPE_CHECKING:
 RECENT_FINISHED = 10
 #: log lines shown under a running job
 TAIL_LINES = 3
+#: at most this much of a log's end is read for its tail
+TAIL_BYTES = 64 * 1024
+#: caps, in terminal columns, of record text: a name in a row, an error under one, a
+#: field of ``status JOB`` or ``result``
+NAME_MAX = 60
+MESSAGE_MAX = 200
+DETAIL_MAX = 1000
+#: widths of the row's columns: ``failed (lost)``, ``23h59m``, ``exit 255``
+STATUS_WIDTH, ELAPSED_WIDTH, EXIT_WIDTH = 13, 6, 8
+
+#: read a log without following a symlink or blocking on a FIFO (where the OS has them)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def to_json(obj: Any) -> str:
@@ -24,12 +45,16 @@ def to_json(obj: Any) -> str:
 
 
 def status_json(
-    root: str, state_dir: str, jobs: list[model.Job], lines: bytes = b""
+    root: str,
+    state_dir: str,
+    jobs: list[model.Job],
+    lines: bytes = b"",
+    finished_not_shown: int | None = None,
 ) -> list[bytes]:
-    """``status --json`` (UTF-8, in pieces): ``workspaceRoot``, ``stateDir`` and
-    ``jobs``, one job per line (compact), so ten thousand of them print fast and grep
-    well: ``jobs``, then ``lines``, log lines of finished jobs passed through as they are
-    (each a JSON object ending in a newline)."""
+    """``status --json`` (UTF-8, in pieces): ``workspaceRoot``, ``stateDir``, then
+    ``finishedNotShown`` when given, and ``jobs``, one job per line (compact), so ten
+    thousand of them print fast and grep well: ``jobs``, then ``lines``, log lines of
+    finished jobs passed through as they are (each a JSON object ending in a newline)."""
     from jobgate.state.fileio import json_text
 
     parts = [json_text(j, separators=(",", ":")).encode("utf-8") for j in jobs]
@@ -37,11 +62,121 @@ def status_json(
         # the separators in place of the newlines: one pass over megabytes, no split
         parts.append(lines[:-1].replace(b"\n", b",\n    "))
     head = f'{{\n  "workspaceRoot": {json_text(root)},\n  "stateDir": {json_text(state_dir)},\n'
+    if finished_not_shown is not None:
+        head += f'  "finishedNotShown": {int(finished_not_shown)},\n'
     if not parts:
         return [head.encode("utf-8"), b'  "jobs": []\n}\n']
     return [head.encode("utf-8"), b'  "jobs": [\n    ', b",\n    ".join(parts), b"\n  ]\n}\n"]
 
 
+# -- safe text ---------------------------------------------------------------------------
+def _escape(ch: str) -> str:
+    """A character :meth:`str.isprintable` refuses, as a backslash escape. An undecodable
+    byte (U+DCA0..U+DCFF, see :func:`jobgate.state.fileio.tolerant_stdio`) stays, to be
+    printed back as that byte; one that would be a C1 control (0x80..0x9F) is escaped."""
+    if ch in _NAMED:
+        return _NAMED[ch]
+    n = ord(ch)
+    if 0xDCA0 <= n <= 0xDCFF:
+        return ch
+    if 0xDC80 <= n < 0xDCA0:
+        return f"\\x{n - 0xDC00:02x}"
+    if n < 0x100:
+        return f"\\x{n:02x}"
+    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def _width(ch: str) -> int:
+    """Terminal columns of one printable character: 2 for wide ones (CJK), 0 for marks."""
+    if ch.isascii():
+        return 1
+    import unicodedata  # only for text that is not ASCII
+
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def clean(text: object, limit: int) -> str:
+    """``text`` safe to print in at most ``limit`` columns: every character that is not
+    printable escaped (``\\n``, ``\\t``, ``\\x1b``, ``\\u202e``), and cut with ``…`` when
+    longer than ``limit``."""
+    s = text if isinstance(text, str) else str(text)
+    if len(s) <= limit and s.isascii() and s.isprintable():
+        return s
+    pieces: list[str] = []
+    widths: list[int] = []
+    used = 0
+    for ch in s:
+        piece = ch if ch.isprintable() else _escape(ch)
+        width = _width(ch) if piece is ch else len(piece)
+        if used + width > limit:
+            while pieces and used + 1 > limit:  # room for the ellipsis
+                used -= widths.pop()
+                pieces.pop()
+            return "".join(pieces) + "…"
+        pieces.append(piece)
+        widths.append(width)
+        used += width
+    return "".join(pieces)
+
+
+def terminal_columns() -> int:
+    """The terminal's width (``$COLUMNS`` first), 80 when there is none."""
+    import shutil  # only for a running job's tail: costs ~10 ms
+
+    return shutil.get_terminal_size((80, 24)).columns or 80
+
+
+# -- log reads ---------------------------------------------------------------------------
+def read_end(path: object, max_bytes: int) -> tuple[bytes, int] | None:
+    """The last ``max_bytes`` of the regular file ``path`` and where they start in it;
+    None when it is missing, unreadable, a symlink or not a regular file (a FIFO, a
+    device: opened without blocking and never read)."""
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None  # not even opened: opening a device can do things
+        fd = os.open(path, _READ_FLAGS)
+    except (OSError, ValueError):
+        return None
+    try:
+        size = os.fstat(fd)
+        if not stat.S_ISREG(size.st_mode):
+            return None
+        start = max(0, size.st_size - max_bytes)
+        os.lseek(fd, start, os.SEEK_SET)
+        data = os.read(fd, size.st_size - start)  # a regular file: all of it, or to its end
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data, start
+
+
+def tail_lines(path: object, count: int, width: int = MESSAGE_MAX) -> list[str]:
+    """The last ``count`` non-blank lines of the log ``path`` (of its last 64 KiB at
+    most; [] for anything but a regular file), each :func:`clean` to ``width`` columns.
+    Of a line redrawn with ``\\r`` (a progress bar), its last part: what a terminal shows."""
+    found = read_end(path, TAIL_BYTES) if count > 0 else None
+    if found is None:
+        return []
+    data, start = found
+    chunks = data.split(b"\n")
+    if start > 0 and len(chunks) > 1:
+        chunks = chunks[1:]  # the rest of a line that began before what was read
+    lines: list[str] = []
+    for raw in reversed(chunks):
+        text = raw.decode("utf-8", "replace").rstrip("\r").rsplit("\r", 1)[-1]
+        if text.strip():
+            lines.append(clean(text, max(width, 10)))
+            if len(lines) == count:
+                break
+    return lines[::-1]
+
+
+# -- status ------------------------------------------------------------------------------
 def duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
@@ -65,85 +200,87 @@ def elapsed(job: model.Job, now: float | None = None) -> str:
     return duration(end - start)
 
 
-def tail_lines(path: object, count: int, max_bytes: int = 16384) -> list[str]:
-    """The last ``count`` non-empty lines of a text file ([] if unreadable)."""
-    if not isinstance(path, str) or count <= 0:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError:
-        return []
-    lines = [ln for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-count:]
-
-
-def job_line(job: model.Job, now: float | None = None) -> str:
+def job_line(job: model.Job, now: float | None = None, id_width: int = 0) -> str:
+    """One row: id, status, elapsed, exit code, name, each in its own column (an empty
+    one for a job without an exit code), ids padded to ``id_width``."""
     status = str(job.get("status"))
     if job.get("phase") == model.PHASE_LOST:
         status = "failed (lost)"
-    bits = [f"{job.get('id')}", f"{status:<10}", elapsed(job, now)]
-    if job.get("exitCode") is not None and model.is_finished(job):
-        bits.append(f"exit {job.get('exitCode')}")
+    code = job.get("exitCode")
+    exit_text = f"exit {code}" if code is not None and model.is_finished(job) else ""
+    line = (
+        f"{clean(job.get('id'), NAME_MAX):<{id_width}}  "
+        f"{clean(status, STATUS_WIDTH):<{STATUS_WIDTH}}  "
+        f"{elapsed(job, now):>{ELAPSED_WIDTH}}  "
+        f"{clean(exit_text, EXIT_WIDTH):<{EXIT_WIDTH}}"
+    )
     name = job.get("name")
     if name:
-        bits.append(f"— {name}")
-    return "  ".join(bits)
+        line += f"  — {clean(name, NAME_MAX)}"
+    return line.rstrip()
 
 
 def status_text(
-    jobs: list[model.Job], *, show_all: bool, workspace_root: str, now: float | None = None
+    jobs: list[model.Job],
+    *,
+    show_all: bool,
+    workspace_root: str,
+    finished_total: int | None = None,
+    now: float | None = None,
 ) -> str:
+    """``status``: running jobs (with their log's last lines), queued ones, then the
+    finished ones (the recent ones only, unless ``show_all``; with ``finished_total``, how
+    many finished jobs the index holds, a last line says how many are not shown)."""
     ordered = model.sort_newest_first(jobs)
     active = [j for j in ordered if model.is_active(j)]
+    queued = [j for j in active if j.get("status") == model.QUEUED]
+    running = [j for j in active if j.get("status") != model.QUEUED]
     finished = [j for j in ordered if not model.is_active(j)]
     if not show_all:
         finished = finished[:RECENT_FINISHED]
-    out: list[str] = [f"workspace: {workspace_root}"]
-    if not ordered:
+    hidden = 0 if finished_total is None else max(0, finished_total - len(finished))
+    out: list[str] = [f"workspace: {clean(workspace_root, DETAIL_MAX)}"]
+    if not ordered and not hidden:
         out.append("no jobs yet (start one: jobgate run --background -- CMD)")
         return "\n".join(out) + "\n"
-    out.append(f"running ({len(active)}):" if active else "running: none")
-    for job in active:
-        out.append("  " + job_line(job, now))
+    rows = active + finished
+    width = max((len(clean(j.get("id"), NAME_MAX)) for j in rows), default=0)
+    out.append(f"running ({len(running)}):" if running else "running: none")
+    columns = terminal_columns() if running else 80
+    for job in running:
+        job_id = clean(job.get("id"), NAME_MAX)
+        out.append("  " + job_line(job, now, width))
         if job.get("pid"):
-            out.append(f"      pid {job.get('pid')}  cancel: jobgate cancel {job.get('id')}")
-        for line in tail_lines(job.get("logFile"), TAIL_LINES):
-            out.append(f"      | {line[:200]}")
+            out.append(f"      pid {clean(job.get('pid'), 20)}  cancel: jobgate cancel {job_id}")
+        for line in tail_lines(job.get("logFile"), TAIL_LINES, columns - 8):
+            out.append(f"      | {line}")
+    if queued:
+        out.append(f"queued ({len(queued)}):")
+        for job in queued:
+            out.append("  " + job_line(job, now, width))
+            out.append(f"      cancel: jobgate cancel {clean(job.get('id'), NAME_MAX)}")
     if finished:
         label = "finished" if show_all else "recent"
         out.append(f"{label} ({len(finished)}):")
         for job in finished:
-            out.append("  " + job_line(job, now))
+            out.append("  " + job_line(job, now, width))
             failed = job.get("status") == model.FAILED
             if failed and job.get("errorMessage"):
-                out.append(f"      {job.get('errorMessage')}")
+                out.append(f"      {clean(job.get('errorMessage'), MESSAGE_MAX)}")
+    if hidden:
+        out.append(f"{hidden} more: jobgate status --all")
     return "\n".join(out) + "\n"
 
 
 def job_text(job: model.Job, now: float | None = None) -> str:
     """``status JOB``: one job in detail."""
     keys = [
-        ("status", "status"),
-        ("phase", "phase"),
-        ("name", "name"),
-        ("kind", "kind"),
-        ("command", "command"),
-        ("cwd", "cwd"),
-        ("session", "sessionId"),
-        ("pid", "pid"),
-        ("command pid", "commandPid"),
-        ("exit code", "exitCode"),
-        ("error", "errorMessage"),
-        ("created", "createdAt"),
-        ("started", "startedAt"),
-        ("completed", "completedAt"),
-        ("log", "logFile"),
+        *[(key, key) for key in ("status", "phase", "name", "kind", "command", "cwd")],
+        *[("session", "sessionId"), ("pid", "pid"), ("command pid", "commandPid")],
+        *[("exit code", "exitCode"), ("error", "errorMessage"), ("created", "createdAt")],
+        *[("started", "startedAt"), ("completed", "completedAt"), ("log", "logFile")],
     ]
-    out = [f"job {job.get('id')}  ({elapsed(job, now)})"]
+    out = [f"job {clean(job.get('id'), NAME_MAX)}  ({elapsed(job, now)})"]
     for label, key in keys:
         value = job.get(key)
         if value is None or value == "":
@@ -152,20 +289,22 @@ def job_text(job: model.Job, now: float | None = None) -> str:
             import shlex
 
             value = shlex.join(str(v) for v in value)
-        out.append(f"  {label + ':':<13}{value}")
+        out.append(f"  {label + ':':<13}{clean(value, DETAIL_MAX)}")
     if model.is_active(job):
-        for line in tail_lines(job.get("logFile"), TAIL_LINES * 2):
-            out.append(f"  | {line[:200]}")
+        for line in tail_lines(job.get("logFile"), TAIL_LINES * 2, terminal_columns() - 4):
+            out.append(f"  | {line}")
     return "\n".join(out) + "\n"
 
 
+# -- result ------------------------------------------------------------------------------
 def result_text(job: model.Job) -> str:
+    code = job.get("exitCode")
     out = [
-        f"job {job.get('id')}: {job.get('status')}"
-        + (f" (exit code {job.get('exitCode')})" if job.get("exitCode") is not None else "")
+        f"job {clean(job.get('id'), NAME_MAX)}: {clean(job.get('status'), NAME_MAX)}"
+        + (f" (exit code {clean(code, 20)})" if code is not None else "")
     ]
     if job.get("errorMessage"):
-        out.append(f"error: {job.get('errorMessage')}")
+        out.append(f"error: {clean(job.get('errorMessage'), DETAIL_MAX)}")
     output = job.get("output")
     if isinstance(output, str) and output:
         out.append("--- output ---")
@@ -178,5 +317,5 @@ def sweep_text(changed: list[tuple[str, str]], dry_run: bool) -> str:
         return "nothing to reconcile: every active job is really running\n"
     verb = "would mark" if dry_run else "marked"
     lines = [f"{verb} {len(changed)} job(s) failed (lost):"]
-    lines += [f"  {job_id}: {reason}" for job_id, reason in changed]
+    lines += [f"  {clean(job_id, NAME_MAX)}: {clean(why, MESSAGE_MAX)}" for job_id, why in changed]
     return "\n".join(lines) + "\n"
