@@ -190,6 +190,22 @@ def proc_is_ours() -> bool:
     return _proc_ours_cache[0]
 
 
+def environ_entries(pid: int) -> list[bytes] | None:
+    """The entries (``NAME=value``) of ``pid``'s environment, as ``/proc/<pid>/environ``
+    shows it, or None when it cannot be read: no such process, or not ours to read (the
+    kernel asks for the rights to ptrace-read it: the same user and a dumpable process —
+    not a setuid one — or root). A process of the same user that jobgate started (the
+    worker, the command held at its gate) is dumpable, so it is always readable."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except (OSError, ValueError):
+        return None
+    return data.split(b"\0")
+
+
 def marked_pids(mark: bytes) -> list[int]:
     """Pids (other than ours) whose environment holds the entry ``mark``
     (``JOBGATE_JOB_ID=<id>``): finds a job's descendants that left its tree (``setsid``,
@@ -203,11 +219,7 @@ def marked_pids(mark: bytes) -> list[int]:
     for entry in entries:
         if not entry.isdigit() or int(entry) == me:
             continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read()
-        except OSError:
-            continue
-        if mark in env.split(b"\0"):
+        env = environ_entries(int(entry))
+        if env is not None and mark in env:
             found.append(int(entry))
     return found

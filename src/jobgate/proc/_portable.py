@@ -64,5 +64,21 @@ def proc_is_ours() -> bool:
     return True
 
 
+def environ_entries(pid: int) -> list[bytes] | None:
+    """The entries (``NAME=value``) of ``pid``'s environment, or None when psutil cannot
+    read it (no such process; another user's process: ``AccessDenied``)."""
+    if pid <= 0:
+        return None
+    import os
+
+    import psutil
+
+    try:
+        env = psutil.Process(pid).environ()
+    except (psutil.Error, OSError):
+        return None
+    return [os.fsencode(f"{name}={value}") for name, value in env.items()]
+
+
 def marked_pids(mark: bytes) -> list[int]:
     return []  # escaped descendants are found on Linux only for now (issue 13)
