@@ -89,7 +89,7 @@ def undo_run(state_dir: str, root: str) -> Checker:
         if problem:
             return problem
         with Store(state_dir, root).transaction() as tx:
-            if tx.find(job_id) is None:
+            if tx.get(job_id) is None:
                 return f"job {job_id} is not in the index after it finished"
             tx.remove(job_id)
         return None
