@@ -1,10 +1,12 @@
 """What a human sees in ``status`` and ``result`` (issue 14, items 6 and 9): fixed
 columns, record text escaped and capped, log tails cut to the terminal and read safely
 (a FIFO or a symlink to ``/dev/zero`` as the log), queued jobs apart from running ones,
-and how many finished jobs the recent view leaves out."""
+how many finished jobs the recent view leaves out, and a marker where ``result``'s
+output lost its beginning."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -226,3 +228,91 @@ def test_the_recent_view_says_how_many_finished_jobs_it_leaves_out(jg: Env) -> N
     assert data["finishedNotShown"] == 12 and len(data["jobs"]) == 10
     everything = _ok(jg.cli("status", "--all", timeout=HANG))
     assert "finished (22):" in everything and "more:" not in everything
+
+
+# -- item 6: result's cut output ---------------------------------------------------------
+LINES = 20000
+LINE = "line {:05d} " + "x" * 19
+LINE_BYTES = len(LINE.format(0)) + 1  # 31: 64 KiB is not a multiple of it
+
+
+def _progress_bytes(log: Path, words: bytes) -> int:
+    (line,) = [ln for ln in log.read_bytes().splitlines(keepends=True) if words in ln]
+    return len(line)
+
+
+def test_result_says_where_its_output_was_cut_and_starts_at_a_whole_line(jg: Env) -> None:
+    code = f"for i in range({LINES}): print({LINE!r}.format(i))"
+    run = jg.cli("run", "--", sys.executable, "-c", code, timeout=HANG)
+    assert run.returncode == 0, run.stderr
+    data = jg.cli_json("result")
+    job = data["job"]
+    log = Path(job["logFile"])
+    # what the command wrote after the output offset: its lines and jobgate's "running" line
+    written = LINES * LINE_BYTES + _progress_bytes(log, b"] jobgate: running, command pid")
+    assert data["outputTruncated"] is True and data["logFile"] == str(log)
+    assert data["outputOmittedBytes"] == written - 64 * 1024
+    assert data["outputStartsMidLine"] is True
+
+    text = _ok(jg.cli("result", timeout=HANG))
+    body = text.partition("--- output ---\n")[2]
+    marker, _, shown = body.partition("\n")
+    found = re.fullmatch(r"\[\.\.\. first ([\d,]+) bytes not shown; full log: (.+)\]", marker)
+    assert found, marker
+    assert found.group(2) == str(log)
+    lines = shown.splitlines()
+    assert all(re.fullmatch(r"line \d{5} x{19}", ln) for ln in lines), lines[:2]
+    assert lines[-1] == LINE.format(LINES - 1)
+    assert int(found.group(1).replace(",", "")) + len(shown) == written
+
+
+def test_result_of_one_long_unfinished_line_says_it_starts_mid_line(jg: Env) -> None:
+    code = "import sys; sys.stdout.write('y' * 100000)"  # no newline at the end
+    brief = jg.start(sys.executable, "-c", code)
+    jg.wait_for(brief["id"], model.is_finished)
+    data = jg.cli_json("result", brief["id"])
+    log = Path(data["job"]["logFile"])
+    written = 100000 + _progress_bytes(log, b"] jobgate: running, command pid")
+    assert data["outputTruncated"] is True
+    assert data["outputOmittedBytes"] == written - 64 * 1024
+    text = _ok(jg.cli("result", brief["id"], timeout=HANG))
+    marker, shown = text.partition("--- output ---\n")[2].split("\n")[:2]
+    assert f"first {written - 64 * 1024:,} bytes not shown" in marker
+    assert "mid-line" in marker and str(log) in marker
+    assert shown == "y" * (64 * 1024)
+
+
+def test_result_of_uncut_output_shows_no_marker(jg: Env) -> None:
+    assert jg.cli("run", "--", "printf", "one\\ntwo\\n", timeout=HANG).returncode == 0
+    text = _ok(jg.cli("result", timeout=HANG))
+    assert text.endswith("--- output ---\none\ntwo\n"), text
+    data = jg.cli_json("result")
+    assert data["outputTruncated"] is False and data["outputOmittedBytes"] == 0
+    assert data["logFile"] == data["job"]["logFile"]
+    assert json.dumps(data)  # plain JSON
+
+
+_TALKY_AGENT = """#!{python}
+import sys
+for _ in range(1000):
+    print("w" * 199)  # 200 KB of progress to the log
+with open(sys.argv[1], "w") as fh:  # its final message, short
+    fh.write("the short final answer\\n")
+print("the short final answer")  # and printed last, as agents do
+"""
+
+
+def test_an_agents_short_final_message_is_not_called_cut_however_long_its_log(
+    jg: Env, tmp_path: Path
+) -> None:
+    script = tmp_path / "talky-agent"
+    script.write_text(_TALKY_AGENT.format(python=sys.executable))
+    script.chmod(0o755)
+    template = json.dumps([str(script), "{lastMessageFile}", "{prompt}"])
+    assert jg.cli("config", "set", "agents.talky", template).returncode == 0
+    task = jg.cli("task", "--agent", "talky", "go", timeout=HANG)
+    assert task.returncode == 0, task.stderr
+    data = jg.cli_json("result")
+    assert data["job"]["output"] == "the short final answer\n"
+    assert data["outputTruncated"] is False and data["outputOmittedBytes"] == 0
+    assert _ok(jg.cli("result", timeout=HANG)).endswith("--- output ---\nthe short final answer\n")

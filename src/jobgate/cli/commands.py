@@ -183,7 +183,8 @@ def cmd_result(args: argparse.Namespace) -> int:
             EXIT_FAILED,
         )
     full = refresh.full_record(store, job)
-    emit(render.to_json({"job": full}) if args.json else render.result_text(full))
+    cut = render.output_cut(full)  # the output is the log's last 64 KiB: was it cut?
+    emit(render.to_json({"job": full, **cut}) if args.json else render.result_text(full, cut))
     # like ``wait``: a script can tell a failed or cancelled job's result from a success
     return EXIT_OK if full.get("status") == model.COMPLETED else EXIT_FAILED
 

@@ -1,5 +1,5 @@
 """Human text and ``--json`` output. Pure: strings in, strings out, plus bounded reads of a
-job's log (the tail under a running job).
+job's log (the tail under a running job; whether ``result``'s output lost its beginning).
 
 Text from a record (a name, a command, an error, a log line) may hold anything: every
 human view shows it through :func:`clean`, control characters escaped and length capped,
@@ -31,6 +31,8 @@ MESSAGE_MAX = 200
 DETAIL_MAX = 1000
 #: widths of the row's columns: ``failed (lost)``, ``23h59m``, ``exit 255``
 STATUS_WIDTH, ELAPSED_WIDTH, EXIT_WIDTH = 13, 6, 8
+#: the log is read past the kept output by this much, for jobgate's lines after the end
+TRAILER_BYTES = 16 * 1024
 
 #: read a log without following a symlink or blocking on a FIFO (where the OS has them)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -297,7 +299,63 @@ def job_text(job: model.Job, now: float | None = None) -> str:
 
 
 # -- result ------------------------------------------------------------------------------
-def result_text(job: model.Job) -> str:
+def _bytes_of(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+        return text.encode("utf-8", "replace")
+
+
+def output_cut(job: model.Job) -> dict[str, Any]:
+    """Whether ``job``'s ``output`` lost its beginning, told from its log: the worker
+    keeps the last 64 KiB of the log's bytes after ``outputOffset``, less jobgate's own
+    lines (:func:`jobgate.jobs.worker.read_output`); what it kept is found again there.
+    ``outputTruncated`` (None: cannot be told: the log is gone or changed, or the output
+    is an agent's final message of about that size), ``outputOmittedBytes`` (the log's
+    bytes after ``outputOffset`` before what ``output`` holds; None when unknown),
+    ``outputStartsMidLine`` and ``logFile``."""
+    from jobgate.jobs.worker import OUTPUT_KEEP_BYTES as keep
+    from jobgate.jobs.worker import is_progress_line
+
+    log = job.get("logFile")
+    facts: dict[str, Any] = {"outputTruncated": False, "outputOmittedBytes": 0}
+    facts.update(outputStartsMidLine=False, logFile=log)
+    output = job.get("output")
+    if not isinstance(output, str) or not output:
+        return facts
+    offset = job.get("outputOffset")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        offset = 0
+    found = read_end(log, keep + TRAILER_BYTES)
+    data, start = found or (b"", 0)
+    end = len(data)  # past jobgate's own lines after the output (its end, a cancel...)
+    while end > 0:
+        begin = data.rfind(b"\n", 0, end - 1) + 1
+        if not is_progress_line(data[begin:end].decode("utf-8", "replace")):
+            break
+        end = begin
+    if not output.endswith("\n") and data[end - 1 : end] == b"\n":
+        end -= 1  # the newline the worker put after an unfinished last line
+    window = max(offset, start + end - keep)  # where the worker's read began
+    text = data[window - start : end].decode("utf-8", "surrogateescape")
+    again = "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
+    if found is None or window < start or again != output:
+        # not what the log holds (an agent's final message; a log gone or changed): only
+        # its size can say it may have been cut
+        if len(_bytes_of(output)) >= keep - TRAILER_BYTES:
+            facts.update(outputTruncated=None, outputOmittedBytes=None)
+        return facts
+    if window > offset:
+        mid = window <= start or data[window - start - 1] != ord("\n")
+        facts.update(outputTruncated=True, outputOmittedBytes=window - offset)
+        facts["outputStartsMidLine"] = mid
+    return facts
+
+
+def result_text(job: model.Job, cut: dict[str, Any] | None = None) -> str:
+    """``result``: the outcome, then the output; where it was cut (``cut``: see
+    :func:`output_cut`), a marker line first, and it starts at a whole line (the bytes of
+    the partial first line are counted as not shown)."""
     code = job.get("exitCode")
     out = [
         f"job {clean(job.get('id'), NAME_MAX)}: {clean(job.get('status'), NAME_MAX)}"
@@ -308,6 +366,21 @@ def result_text(job: model.Job) -> str:
     output = job.get("output")
     if isinstance(output, str) and output:
         out.append("--- output ---")
+        cut = cut or {}
+        truncated = cut.get("outputTruncated", False)
+        log = clean(cut.get("logFile"), DETAIL_MAX)
+        if truncated is None:
+            out.append(f"[... output may have been cut to its last 64 KiB; log: {log}]")
+        elif truncated:
+            omitted = cut.get("outputOmittedBytes") or 0
+            newline = output.find("\n")
+            where = "; full log: "
+            if cut.get("outputStartsMidLine") and 0 <= newline < len(output) - 1:
+                omitted += len(_bytes_of(output[: newline + 1]))
+                output = output[newline + 1 :]
+            elif cut.get("outputStartsMidLine"):
+                where = ", the line below starts mid-line; full log: "
+            out.append(f"[... first {omitted:,} bytes not shown{where}{log}]")
         out.append(output.rstrip("\n"))
     return "\n".join(out) + "\n"
 
