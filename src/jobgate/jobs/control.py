@@ -6,9 +6,24 @@ Cancel (invariants 4 and 5):
    command yet then never starts it; one that sees the command die records
    ``cancelled``);
 2. probe each recorded identity; a pid now owned by another process is reported and
-   the job marked lost — that process is never signalled;
+   the job marked lost — that process is never signalled. Nor is a live process that
+   matches the record but lacks the job's mark (``JOBGATE_JOB_ID=<id>`` for the
+   command, ``JOBGATE_WORKER_OF=<id>`` for a background worker; see
+   :func:`jobgate.proc.tree.check_mark`): an identity is public, so whoever can edit a
+   job file can name any process, pid 1 included. A readable environment without the
+   mark is another process's (as a reused pid: the job is marked lost); one that cannot
+   be read is neither proven ours nor proven another's (as an unverified pid: the job
+   stays as it is);
 3. collect the whole tree before the first signal, TERM it, wait ``grace``, KILL;
 4. record ``cancelled`` (unless the worker already did).
+
+A foreground job's worker is the user's own ``jobgate run`` process: its environment
+was fixed before the job existed, so it carries no mark of it and nothing proves a
+record's foreground worker is that process. It is never signalled: cancel ends the
+command, and the foreground ``jobgate run`` records the end itself and exits (in its
+terminal, its user still has Ctrl-C). Until it has, a live foreground worker is a
+process that may be the job's: with no other process of the job found, the job stays as
+it is.
 """
 
 from __future__ import annotations
@@ -27,6 +42,14 @@ if TYPE_CHECKING:
 
 #: how often ``wait`` and ``log --follow`` look at the job again
 POLL_SECONDS = 0.2
+
+#: the mark a recorded process must carry to be signalled as the job's (a bare
+#: ``recorded`` pid is never probed alive, but would be accepted with either)
+MARKS = {
+    "command": (model.JOB_ENV,),
+    "worker": (model.WORKER_ENV,),
+    "recorded": (model.JOB_ENV, model.WORKER_ENV),
+}
 
 
 def pick(
@@ -100,6 +123,15 @@ def cancel(
             unverified = unverified or verdict == liveness.UNVERIFIED
         elif verdict == liveness.ALIVE:
             alive[label] = ident
+    # a foreground worker is never signalled (see the module docstring): only waited for
+    foreground = alive.pop("worker") if job.get("foreground") and "worker" in alive else None
+    for label, ident in list(alive.items()):
+        mark, evidence = proctree.check_mark(ident, job_id, MARKS[label])
+        if mark != proctree.MARKED:
+            del alive[label]  # not the job's, or not provably: never signalled
+            if mark != proctree.GONE:
+                problems.append(f"{label} {evidence}: not signalled")
+            unverified = unverified or mark == proctree.UNREADABLE
     # the workspace's jobs: background jobs started inside this one are spared
     spare = claims.spare_other_jobs(job_id, _others(store))
     procs = []
@@ -107,9 +139,10 @@ def cancel(
         # the command's tree (and env-marked strays) is what we end; a live worker
         # is spared so it can record the end itself
         procs = proctree.collect([alive["command"]], job_id, spare)
-        worker_here = liveness.localize(alive["worker"]) if "worker" in alive else None
-        if worker_here is not None:
-            procs = [p for p in procs if p.pid != worker_here["pid"]]
+        for kept in (alive.get("worker"), foreground):
+            here = liveness.localize(kept) if kept is not None else None
+            if here is not None:
+                procs = [p for p in procs if p.pid != here["pid"]]
     elif "worker" not in alive:
         procs = proctree.collect([], job_id, spare)  # strays only
     signalled = [p.pid for p in procs]
@@ -119,26 +152,35 @@ def cancel(
     log_line(log_path, f"jobgate: cancel: signalled {signalled or 'no process'}")
 
     worker = alive.get("worker")
-    if worker is not None:
-        # give the worker a moment to record the end itself, then end it too
+    waited = worker or foreground
+    if waited is not None:
+        # give the worker a moment to record the end itself, then end it too (a
+        # background one: a foreground ``jobgate run`` is never signalled)
         deadline = time.monotonic() + 3.0
-        while liveness.is_alive(worker) and time.monotonic() < deadline:
+        while liveness.is_alive(waited) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if liveness.is_alive(worker):
+        if worker is not None and liveness.is_alive(worker):
             leftover = proctree.collect([worker], job_id, spare)
             signalled += [p.pid for p in leftover]
             more_killed, more_problems = proctree.terminate_tree(leftover, 1.0)
             killed += more_killed
             problems += more_problems
 
+    foreground_left = liveness.is_alive(foreground)
     with store.transaction() as tx:
         final = tx.get(job_id) or job
         if not model.is_active(final):
             pass  # the worker recorded the end itself
-        elif not alive and unverified:
+        elif not alive and (unverified or foreground_left):
             # a process that may be the job's still exists and could not be identified or
             # signalled: recording an end now would be a guess, so the job stays as it is
-            pass
+            if foreground_left:
+                pid = (foreground or {}).get("pid")
+                problems.append(
+                    f"worker pid {pid} matches the record of this foreground job, whose "
+                    "jobgate process carries no mark of it: not signalled (a real one "
+                    "records the end itself once its command ends)"
+                )
         elif not alive and problems:
             final = model.mark_lost(final, "; ".join(problems))
             tx.put(final)
