@@ -133,6 +133,8 @@ def _read_payload() -> object:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JobgateError(f"the hook payload is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise JobgateError("the hook payload is not valid JSON (nested too deeply)") from None
 
 
 def _fail_open(event: str, exc: BaseException) -> None:
@@ -145,7 +147,7 @@ def _fail_open(event: str, exc: BaseException) -> None:
         message = "interrupted"
     else:
         message = f"unexpected {type(exc).__name__}: {exc}"
-    message = " ".join(str(message).split())
+    message = model.one_line(str(message))  # a newline or escape echoed from input
     label = f"jobgate hook {event}" if event else "jobgate hook"
     try:
         sys.stderr.write(f"{label}: {message}; the hook did nothing (it fails open)\n")
@@ -190,6 +192,8 @@ class Context:
             from jobgate.state.workspace import state_dir_for
 
             self.cwd = self.payload.get("cwd") or self._default_cwd or os.getcwd()
+            if "\0" in self.cwd:
+                raise JobgateError("payload field 'cwd' contains a NUL character")
             root, state_dir = state_dir_for(self.cwd)
             self._store = Store(state_dir, root)
             self._store.exists()

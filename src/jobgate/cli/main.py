@@ -5,6 +5,11 @@ Exit codes: 0 ok; 1 the job failed / was cancelled / was lost (``wait``, ``resul
 the system refused (disk full, read-only, permission denied, lock busy; one line naming
 the file); 2 bad input (unknown or ambiguous job, bad value, bad arguments); 124 ``wait``
 timed out; ``run`` in the foreground exits with the command's own code (128+N on signal N).
+
+An error is one line on stderr, ``jobgate: error: ...``, with any control character in
+it (a newline in an argument, an escape sequence) escaped; with ``--json`` it is a JSON
+object on stderr instead, ``{"error": "...", "exitCode": N}``, and stdout stays empty, so
+stdout only ever carries a command's result.
 """
 
 from __future__ import annotations
@@ -54,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         """Usage errors as one line on stderr, like every other error, not usage + error."""
 
         def error(self, message: str) -> NoReturn:
-            text = " ".join(message.split())
-            self.exit(EXIT_USAGE, f"jobgate: error: {text} (see {self.prog} --help)\n")
+            raise JobgateError(f"{message} (see {self.prog} --help)", EXIT_USAGE)
 
     common = Parser(add_help=False)
     common.add_argument(
@@ -99,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job")
-    p.add_argument("--kind", default="run", help="job kind, the id prefix (default: run)")
+    p.add_argument(
+        "--kind", default="run", type=_kind, help="job kind, the id prefix (default: run)"
+    )
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
@@ -241,6 +247,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _kind(text: str) -> str:
+    """A job kind as given, or refused: it is the id's prefix and is never rewritten."""
+    import argparse
+
+    from jobgate.state.model import kind_problem
+
+    problem = kind_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _non_negative_int(text: str) -> int:
     import argparse
 
@@ -296,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tolerant_stdio()  # a name, command or folder that is not UTF-8 must not crash output
     args_list = sys.argv[1:] if argv is None else list(argv)
+    # until the arguments are parsed: --json anywhere before a "--" asks for JSON errors
+    as_json = "--json" in args_list[: args_list.index("--") if "--" in args_list else None]
     try:
         if args_list[:1] == ["hook"]:
             from jobgate.claude import shell
@@ -306,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(fast.handler(fast))
         parser = build_parser()
         args, extra = parser.parse_known_args(args_list)
+        as_json = bool(getattr(args, "json", False))
         if extra:
             # argparse would blame the top level; point at the subcommand's own help
             words = [w for w in (args.subcommand, getattr(args, "action", None)) if w]
@@ -315,11 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         return int(args.handler(args))
     except JobgateError as exc:
-        sys.stderr.write(f"jobgate: error: {exc.message}\n")
-        return exc.exit_code
+        return _fail(exc.message, exc.exit_code, as_json)
     except KeyboardInterrupt:
-        sys.stderr.write("jobgate: interrupted\n")
-        return 130
+        return _fail("interrupted", 130, as_json, label="jobgate")
+    except RecursionError:
+        # json.loads of a value nested ~1000 deep (config set agents.X '[[[[...')
+        return _fail("the input holds JSON nested too deeply to read", EXIT_USAGE, as_json)
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
@@ -329,8 +351,30 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # the system refused (disk full, read-only, permission denied): not bad input
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        sys.stderr.write(f"jobgate: error: {exc.strerror or exc}{where}\n")
-        return EXIT_FAILED
+        return _fail(f"{exc.strerror or exc}{where}", EXIT_FAILED, as_json)
+
+
+#: in a JSON text, the characters json.dumps leaves raw that a terminal may act on
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
+def _fail(message: str, code: int, as_json: bool, label: str = "jobgate: error") -> int:
+    """Say what went wrong in one line on stderr (see the module's docstring); ``code``."""
+    if as_json:
+        import json
+
+        text = json.dumps({"error": message, "exitCode": code}, ensure_ascii=False)
+        line = text.translate(_JSON_ESCAPES)
+    else:
+        from jobgate.state.model import one_line
+
+        line = f"{label}: {one_line(message)}"
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code
 
 
 if __name__ == "__main__":

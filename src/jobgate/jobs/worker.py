@@ -291,6 +291,7 @@ def run_job(
 
 def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
     """Say why the command could not run (log; and terminal, in the foreground): 127."""
+    error = model.one_line(error)  # "command not found: a\nb" stays one line
     log_line(log_path, f"jobgate: {error}")
     if foreground:
         sys.stderr.write(f"jobgate: error: {error}\n")
@@ -348,9 +349,10 @@ def _record_end(
 
 
 def model_command(job: model.Job) -> str:
+    """The job's command as a shell line, on one line (control characters escaped)."""
     import shlex
 
-    return shlex.join(str(a) for a in job.get("command") or [])
+    return model.one_line(shlex.join(str(a) for a in job.get("command") or []))
 
 
 def _wait_at_gate(fd_text: str) -> None:

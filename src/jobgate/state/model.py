@@ -93,8 +93,35 @@ def _base36(n: int) -> str:
             return out
 
 
+#: a job kind (the id's prefix): 1 to 16 of these, the first a letter or digit
+KIND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+KIND_MAX = 16
+KIND_RULE = f"1 to {KIND_MAX} of a-z, 0-9, '-' and '_', starting with a letter or digit"
+
+
+def kind_problem(kind: str) -> str | None:
+    """Why ``kind`` cannot be a job kind as given (None when it can): a kind is the job
+    id's prefix, so one that would have to be rewritten to be one is refused instead."""
+    if 0 < len(kind) <= KIND_MAX and KIND_CHARS.issuperset(kind) and kind[0] not in "-_":
+        return None
+    return f"invalid kind {kind!r}: use {KIND_RULE}"
+
+
+#: what :func:`one_line` writes for each control character
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\r``, ``\\t``, ``\\x1b``...),
+    so a message that echoes a name, a command or a path stays one line and sends no
+    terminal escape: how a record's text is shown in an error or a lock notice."""
+    return text.translate(_ESCAPES)
+
+
 def new_id(kind: str, t: float | None = None) -> str:
-    """A new job id like ``run-mid1k2x3-4f9a2c``: kind, base-36 time in ms, random hex."""
+    """A new job id like ``run-mid1k2x3-4f9a2c``: kind, base-36 time in ms, random hex.
+    The CLI refuses a kind :func:`kind_problem` objects to; here one is made safe."""
     if t is None:
         t = time.time()
     prefix = "".join(c for c in kind.lower() if c in _ID_CHARS and c != ".") or "job"
