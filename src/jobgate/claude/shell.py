@@ -216,17 +216,20 @@ class Context:
         return hooks.session_jobs(jobs, self.session)
 
     def setting(self, key: str) -> Any:
-        """One setting (stored value if valid, else the default), validating only that
-        key. ``config.json`` is read once per hook run."""
+        """One setting (stored value if valid, else the default, with one warning on
+        stderr naming the key), validating only that key. ``config.json`` is read once
+        per hook run."""
         if self._config is None:
             self._config = self.store().read_config()
         from jobgate.state import config
 
         if key in self._config:
+            value = self._config[key]
             try:
-                return config.validate(key, self._config[key])
-            except JobgateError:
-                pass
+                return config.validate(key, value)
+            except JobgateError as exc:
+                # never silently the default (as config.effective): say which key, once
+                config._warn_once(config.problem(key, value, exc))
         return config.DEFAULTS[key]
 
 
