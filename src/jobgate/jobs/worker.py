@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
@@ -191,14 +192,15 @@ INTERRUPTED = "interrupted (Ctrl-C): the user stopped the foreground run"
 
 
 def _ended(
-    code: int, sig: int | None, output: str, interrupted: bool
+    code: int, sig: int | None, output: str, interrupted: bool, ended_at: float
 ) -> Callable[[model.Job], model.Job]:
-    """The change that records the command's end. A foreground command that ended
-    unsuccessfully after the user's Ctrl-C was stopped on purpose: ``cancelled``, its
-    exit code and signal kept. One that still exited 0 completed."""
+    """The change that records the command's end (``completedAt``: ``ended_at``, however
+    late it is written). A foreground command that ended unsuccessfully after the
+    user's Ctrl-C was stopped on purpose: ``cancelled``, its exit code and signal kept.
+    One that still exited 0 completed."""
 
     def change(job: model.Job) -> model.Job:
-        ended = model.mark_exited(job, exit_code=code, signal=sig, output=output)
+        ended = model.mark_exited(job, exit_code=code, signal=sig, output=output, ended_at=ended_at)
         if interrupted and code != 0 and ended.get("status") == model.FAILED:
             return model.mark_cancelled(ended, INTERRUPTED)
         return ended
@@ -274,6 +276,7 @@ def run_job(
         out = _stream(sys.stderr if stdout_to_stderr else sys.stdout)
         _pump(proc, log_path, out, _stream(sys.stderr))
     returncode = proc.wait()
+    ended_at = time.time()  # the end's time, not the (maybe much later) write's
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
     # Agent tasks (jobgate.agents.task): an agent that wrote its final message to the job's
@@ -283,7 +286,7 @@ def run_job(
         output = final_message
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
-    _record_end(store, job_id, _ended(code, sig, output, interrupted))
+    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at))
     _end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     return code
@@ -321,8 +324,6 @@ def _record_end(
     """Write down how the job ended: only the worker knows it, so a busy lock is waited
     for as long as it takes and a failing disk (full, read-only) is retried for up to
     ``patience`` seconds, with a line in the log each time, before giving up."""
-    import time
-
     deadline = time.monotonic() + patience
     delay = 1.0
     while True:

@@ -239,10 +239,13 @@ def mark_exited(
     signal: int | None,
     output: str | None = None,
     now: float | None = None,
+    ended_at: float | None = None,
 ) -> Job:
     """The worker saw the command end. ``exit_code`` follows the shell convention
-    (128+N for signal N). A cancel already recorded keeps ``cancelled``."""
-    stamp = now_iso(now)
+    (128+N for signal N). A cancel already recorded keeps ``cancelled``. ``completedAt``
+    is ``ended_at`` (when the command ended) if given, else ``now``: an end written late
+    (the lock busy, the disk full) still says when the command ended."""
+    stamp = now_iso(now if ended_at is None else ended_at)
     changes: dict[str, Any] = {"exitCode": exit_code, "signal": signal}
     if output is not None:
         changes["output"] = output
