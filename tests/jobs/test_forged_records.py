@@ -410,8 +410,10 @@ def plain_user() -> Iterator[PlainUser]:
             pytest.skip(f"user {uid} has no interpreter that imports jobgate: {why}")
         yield user
     finally:
-        kill9(*(p.pid for p in user.processes()))
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            kill9(*(p.pid for p in user.processes()))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_cancel_as_a_plain_user_reports_a_record_naming_pid_1_and_signals_nothing(
