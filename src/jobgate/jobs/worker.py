@@ -22,6 +22,7 @@ import time
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
+from jobgate.state.files import LockContext
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
@@ -389,7 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     except (OSError, ValueError, AttributeError):  # pragma: no cover
         pass
-    return run_job(Store(state_dir), job_id, foreground=False)
+    store = Store(state_dir)
+    # our stderr is the job's log: a wait for the lock is said there as a log line
+    LockContext.tell = lambda text: log_line(store.log_path(job_id), text)
+    return run_job(store, job_id, foreground=False)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from jobgate.state.fileio import CorruptFile, read_json, warn, write_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, ClassVar
 
     from jobgate.state.locking import _PortableLock, _PosixLock
 
@@ -288,6 +289,15 @@ class Snapshot:
 
 
 class LockContext:
+    """``with store.lock(timeout):`` holds the state lock. A writer that has waited a
+    second for it, and may wait longer (never the hooks' short waits), says so once,
+    naming the holder: ``jobgate: waiting for the state lock held by pid 1234 (jobgate
+    run -- make)``, through :attr:`tell` (stderr; the background worker, whose stderr is
+    its job's log, points it at the log)."""
+
+    #: where the waiting notice goes (a line without its newline); None: stderr
+    tell: ClassVar[Callable[[str], None] | None] = None
+
     def __init__(self, store: StateDir, timeout: float) -> None:
         self.store = store
         self.timeout = timeout
@@ -298,10 +308,25 @@ class LockContext:
         from jobgate.state.locking import make_lock  # writers only: readers take no lock
 
         lock = make_lock(self.store.lock_path)
-        if not lock.acquire(self.timeout):
+        if not lock.acquire(self.timeout, self._waiting):
             raise LockTimeout(self.store.lock_path, self.timeout)
         self._lock = lock
         return self
+
+    def _waiting(self, holder: str) -> None:
+        pid, _, label = holder.partition(" ")
+        who = f"pid {pid} ({label})" if pid.isdigit() and label else "another process"
+        text = model.one_line(f"jobgate: waiting for the state lock held by {who}")
+        if LockContext.tell is not None:
+            LockContext.tell(text)
+            return
+        import sys
+
+        try:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def __exit__(self, *exc: object) -> None:
         if self._lock is not None:

@@ -8,6 +8,13 @@ throughput falls as writers are added). The timeout of a blocking wait is a ``SI
 timer, which only the main thread can set; elsewhere (another thread, a timer already in
 use) the wait polls as before. Elsewhere than POSIX: the ``filelock`` package, imported
 lazily because its import alone costs ~40 ms on the hook path.
+
+**Who holds it.** A holder writes one line, ``PID LABEL`` (its pid and a short command
+line), into the lock file once it has the lock (no fsync: it is a hint, and costs
+writers two system calls; readers never take the lock). A waiter with ``on_wait`` that
+has waited :data:`NOTICE_AFTER` seconds, and may wait longer, reads that line and
+passes it on, once, so a caller can say whom it waits for. The hooks' short waits are
+never told.
 """
 
 from __future__ import annotations
@@ -15,22 +22,36 @@ from __future__ import annotations
 import os
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: a waiter is told whom it waits for once it has waited this long (and only when its
+#: timeout is longer)
+NOTICE_AFTER = 1.0
+
 
 class _PosixLock:
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd: int | None = None
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> bool:
+        """Take the lock within ``timeout`` seconds (True) or not (False); after
+        :data:`NOTICE_AFTER` seconds of waiting, ``on_wait`` gets the holder's line
+        (``"PID LABEL"``, ``""`` when it wrote none), when ``timeout`` is longer."""
         import fcntl
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            got = _wait_blocking(fd, timeout)
+            notice = None
+            if on_wait is not None and timeout > NOTICE_AFTER:
+                notice = _notice(fd, on_wait)
+            got = _wait_blocking(fd, timeout, notice)
             if got is None:
-                got = _wait_polling(fd, timeout)
+                got = _wait_polling(fd, timeout, notice)
             if not got:
                 os.close(fd)
                 return False
@@ -38,6 +59,7 @@ class _PosixLock:
             os.close(fd)
             raise
         self.fd = fd
+        _write_holder(fd)
         return True
 
     def release(self) -> None:
@@ -46,36 +68,89 @@ class _PosixLock:
             self.fd = None
 
 
+def holder_label() -> str:
+    """This process as a lock holder names itself: ``jobgate run -- make``, ``jobgate
+    worker of run-...``, ``python -c``; one line, at most 120 characters."""
+    import sys
+
+    worker_of = os.environ.get("JOBGATE_WORKER_OF")  # jobgate.state.model.WORKER_ENV
+    if worker_of:
+        return f"jobgate worker of {worker_of}"[:120]
+    argv = list(sys.argv) or [""]
+    name = os.path.basename(argv[0])
+    if name == "__main__.py":  # python -m jobgate
+        name = os.path.basename(os.path.dirname(argv[0]))
+    elif argv[0] in ("-c", ""):
+        name, argv = f"python {argv[0]}".strip(), argv[:1]
+    text = " ".join([name, *argv[1:]])
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _write_holder(fd: int) -> None:
+    """Put this process's ``PID LABEL`` line in the lock file (a hint: errors ignored)."""
+    data = f"{os.getpid()} {holder_label()}\n".encode(errors="replace")
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    except OSError:
+        pass
+
+
+def _notice(fd: int, on_wait: Callable[[str], None]) -> Callable[[], None]:
+    """The call that reads the holder's line through ``fd`` and gives it to ``on_wait``."""
+
+    def notice() -> None:
+        try:
+            line = os.pread(fd, 512, 0).decode(errors="replace").partition("\n")[0]
+        except OSError:
+            line = ""
+        try:
+            on_wait(line)
+        except Exception:  # telling is a courtesy: it never breaks the wait
+            pass
+
+    return notice
+
+
 class _TimedOut(Exception):
     pass
 
 
-def _alarm(signum: int, frame: object) -> None:
-    raise _TimedOut
-
-
-def _wait_blocking(fd: int, timeout: float) -> bool | None:
-    """Block in ``flock`` until the lock is ours (True) or ``timeout`` passes (False);
-    None when a blocking wait with a timer cannot be had here (not the main thread, or
-    ``SIGALRM`` already in someone's use)."""
+def _wait_blocking(fd: int, timeout: float, notice: Callable[[], None] | None) -> bool | None:
+    """Block in ``flock`` until the lock is ours (True) or ``timeout`` passes (False),
+    calling ``notice`` after :data:`NOTICE_AFTER` seconds (a ``SIGALRM`` handler that does
+    not raise: ``flock`` is simply resumed); None when a blocking wait with a timer cannot
+    be had here (not the main thread, or ``SIGALRM`` already in someone's use)."""
     import fcntl
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
-    if timeout == float("inf"):
+    if timeout == float("inf") and notice is None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return True
     if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
         return None
     if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         return None
-    previous = signal.signal(signal.SIGALRM, _alarm)
+    pending = [notice]
+
+    def alarm(signum: int, frame: object) -> None:
+        tell = pending.pop() if pending else None
+        if tell is None:
+            raise _TimedOut
+        if timeout != float("inf"):
+            signal.setitimer(signal.ITIMER_REAL, max(timeout - NOTICE_AFTER, 0.001))
+        tell()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
     have = False
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
+            first = NOTICE_AFTER if notice is not None else timeout
+            signal.setitimer(signal.ITIMER_REAL, max(first, 0.001))
             fcntl.flock(fd, fcntl.LOCK_EX)
             have = True
         finally:
@@ -87,18 +162,23 @@ def _wait_blocking(fd: int, timeout: float) -> bool | None:
     return have
 
 
-def _wait_polling(fd: int, timeout: float) -> bool:
+def _wait_polling(fd: int, timeout: float, notice: Callable[[], None] | None) -> bool:
     import fcntl
 
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     delay = 0.001
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return False
+            if notice is not None and now - start >= NOTICE_AFTER:
+                notice()
+                notice = None
             time.sleep(delay)
             delay = min(delay * 2, 0.02)
 
@@ -109,7 +189,7 @@ class _PortableLock:  # pragma: no cover - exercised on non-POSIX platforms
 
         self._lock = filelock.FileLock(path)
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> bool:
         import filelock
 
         try:
