@@ -55,14 +55,21 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 
 def assert_one_clear_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
-    """Non-zero exit, nothing on stdout, exactly one ``jobgate: error:`` line on stderr."""
+    """Non-zero exit, nothing on stdout, exactly one ``jobgate: error:`` line on stderr
+    (with ``--json``: one ``{"error": ..., "exitCode": ...}`` line)."""
     assert proc.returncode != 0, proc
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stdout == "", proc.stdout
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
     line = lines[0]
-    assert line.startswith("jobgate: error: "), line
+    args = proc.args if isinstance(proc.args, list) else []
+    if "--json" in args[: args.index("--") if "--" in args else len(args)]:
+        error = json.loads(line)
+        assert error["exitCode"] == proc.returncode, line
+        line = error["error"]
+    else:
+        assert line.startswith("jobgate: error: "), line
     for word in words:
         assert word in line, (word, line)
     return line
