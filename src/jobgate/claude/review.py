@@ -3,7 +3,7 @@
 The command line is split the way a POSIX shell would split it (:func:`shlex.split`)
 and run *without* a shell, in its own session so a timeout ends the whole reviewer
 tree. The prompt goes to its stdin; its first non-blank stdout line is the verdict
-(see :func:`jobgate.claude.hooks.parse_verdict`).
+(see :func:`jobgate.claude.review_rules.parse_verdict`).
 
 The reviewer gets ``JOBGATE_IN_REVIEW=1`` in its environment. A reviewer that is
 itself a Claude Code session with this plugin (``claude -p``) runs the Stop hook too;
@@ -20,7 +20,8 @@ import os
 import signal
 import subprocess
 
-from jobgate.claude.hooks import IN_REVIEW_ENV, parse_verdict
+from jobgate.claude.hooks import IN_REVIEW_ENV
+from jobgate.claude.review_rules import parse_verdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ block on its BLOCK, at most ``maxStopBlocks`` times in a row.
 
 The Stop hook (:mod:`jobgate.claude.shell`) imports this module only with the gate on and
 outside a review. The reviewer runs through :mod:`jobgate.claude.review`; what its verdict
-means is :func:`jobgate.claude.hooks.review_decision`; the blocks in a row are counted in
+means is :func:`jobgate.claude.review_rules.review_decision`; the blocks in a row are counted in
 the hook state (:mod:`jobgate.claude.hook_state`).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from jobgate.claude import hook_state, hooks, review
+from jobgate.claude import hook_state, hooks, review, review_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,14 +28,14 @@ def review_turn(ctx: HookContext, notes: list[str]) -> Output:
     max_blocks = int(ctx.setting("maxStopBlocks"))
     outcome = review.run(
         command_line,
-        hooks.review_prompt(ctx.payload, store.workspace_root),
+        review_rules.review_prompt(ctx.payload, store.workspace_root),
         timeout=float(ctx.setting("reviewTimeout")),
         cwd=os.path.realpath(ctx.cwd) if ctx.cwd else store.workspace_root,
     )
     active = bool(ctx.payload.get("stop_hook_active"))
 
     def decide(entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        reason, lines, count = hooks.review_decision(
+        reason, lines, count = review_rules.review_decision(
             outcome,
             stop_hook_active=active,
             prior_blocks=int(entry.get("reviewBlocks") or 0),
