@@ -1,0 +1,329 @@
+"""``jobgate watch``: report each job transition once, as it happens, at almost no cost
+while nothing does. What counts as a transition is :mod:`jobgate.jobs.transitions`'
+(pure); this module reads, probes, writes down and waits.
+
+How it waits, holding no lock:
+
+* every :data:`TICK` seconds, one ``os.stat`` of ``active.json`` and of
+  ``finished.jsonl`` (inode, size, mtime): only when one changed is the index read
+  (lock-free, :meth:`~jobgate.state.files.StateDir.snapshot`), and the finished log
+  only when it grew;
+* every :data:`PROBE_EVERY` seconds, a liveness probe of the active jobs it watches
+  (one ``/proc`` read per recorded process): a job whose processes are gone is written
+  down lost as any reader does (:func:`jobgate.jobs.refresh.load`, the only time the
+  lock is taken besides claims), so a SIGKILLed job is reported within seconds.
+
+With a session, each end (``finished``, ``lost``) is *claimed* before it is reported:
+marked announced under the lock on a fresh read by the ``claim`` function the caller
+passes in (:func:`jobgate.claude.announcements.claim`), and reported only if this call
+marked it, so the UserPromptSubmit notice never names it again and a job the notice
+named first is never reported. A busy lock leaves the claim pending for the next tick.
+
+When it stops (:func:`run`): on SIGTERM, SIGINT or SIGHUP; when its parent process is
+gone (it was re-parented); when its stdout is a pipe or socket whose reader is gone (the
+Claude Code session that ran it as a plugin monitor ended, or was killed).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from jobgate.jobs import reconcile, refresh, transitions
+from jobgate.proc import liveness
+from jobgate.state import model
+from jobgate.state.store import CorruptFile, LockTimeout, warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+    from jobgate.state.store import Snapshot, Store
+
+    #: ``claim(store, job_ids, lock_timeout)`` -> the summaries this call marked announced
+    Claim = Callable[[Store, list[str], float], list[model.Job]]
+
+#: seconds between two looks at the index files' stat
+TICK = 0.5
+#: seconds between two liveness probes of the watched active jobs
+PROBE_EVERY = 2.0
+#: the most recently finished jobs read when the finished log changed (as many as the
+#: UserPromptSubmit notice looks through)
+WINDOW = 100
+#: how long a write (a lost job, a claim) waits for the lock before it is left for later
+LOCK_TIMEOUT = 5.0
+
+Key = tuple[int, int, int] | None
+
+
+def _key(path: str) -> Key:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Watcher:
+    """The jobs of one workspace (of one session, if given) and what was reported."""
+
+    def __init__(
+        self,
+        store: Store,
+        session: str | None = None,
+        *,
+        claim: Claim | None = None,
+        window: int = WINDOW,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.claim = claim
+        self.window = window
+        self.lock_timeout = lock_timeout
+        self.seen = transitions.Seen()
+        #: end events whose claim met a busy lock: tried again at the next look
+        self.pending: list[transitions.Event] = []
+        #: the watched active jobs as last read (their identities are what is probed)
+        self._active: list[model.Job] = []
+        #: jobs found dead that could not be written down (lock busy, read-only state
+        #: dir): marked lost in the view until the index says they ended
+        self._dead: dict[str, model.Job] = {}
+        self._keys: tuple[Key, Key] = (None, None)
+        self._warned = False
+
+    # -- change detection ------------------------------------------------------------
+    def changed(self) -> bool:
+        """Whether the index files changed since the last look (two ``stat`` calls)."""
+        return self._stat() != self._keys
+
+    def _stat(self) -> tuple[Key, Key]:
+        return (_key(self.store.index_path), _key(self.store.finished_path))
+
+    # -- a look ------------------------------------------------------------------------
+    def look(self) -> list[transitions.Event]:
+        """Read the index (no lock) and return the transitions since the last look, the
+        ends claimed first when there is a session. The first look is the baseline."""
+        keys = self._stat()  # before the read: a change after it is seen next tick
+        snap = self._snapshot()
+        if snap is None:
+            return self._claimed([])
+        read_finished = keys[1] != self._keys[1] or not self.seen.looked
+        self._keys = keys
+        active = [j for j in snap.active if j["id"] not in self._dead]
+        for job_id in [i for i in self._dead if not any(j["id"] == i for j in snap.active)]:
+            del self._dead[job_id]  # the index has its end now
+        finished = snap.finished(self.window) if read_finished else []
+        finished = list(self._dead.values()) + finished
+        for job_id in transitions.vanished(self.seen, active, finished):
+            found = snap.lookup(job_id)
+            if found is not None and model.is_finished(found):
+                finished.insert(0, found)
+        self._active = [j for j in active if transitions.of_interest(j, self.session)]
+        self.seen, events = transitions.look(
+            self.seen, active, finished, self.session, replay=self.session is not None
+        )
+        return self._claimed(events)
+
+    def _snapshot(self) -> Snapshot | None:
+        try:
+            return self.store.snapshot()
+        except CorruptFile:
+            pass
+        try:  # the locked path quarantines and rebuilds it, as every reader's does
+            refresh.load(self.store, finished=0, lock_timeout=self.lock_timeout)
+            return self.store.snapshot()
+        except (CorruptFile, LockTimeout, OSError) as exc:
+            self._warn(f"cannot read the job index now ({exc}); trying again")
+            return None
+
+    def _claimed(self, events: list[transitions.Event]) -> list[transitions.Event]:
+        """``events`` as this watcher may report them: with a session, each end only if
+        this call claimed it (another may have announced it first), with the claimed
+        summary; ends left pending by a busy lock come first once claimed."""
+        ends = self.pending + [e for e in events if e.event != transitions.STARTED]
+        if self.claim is None or not ends:
+            return events
+        starts = [e for e in events if e.event == transitions.STARTED]
+        try:
+            marked = self.claim(self.store, [str(e.job["id"]) for e in ends], self.lock_timeout)
+        except LockTimeout:
+            self.pending = ends  # the lock is busy: claim them at the next look
+            return starts
+        except OSError as exc:
+            if not refresh.write_refused(exc.errno):
+                raise
+            # nothing can be marked (nor can the prompt hook mark, so it announces
+            # nothing): report them unmarked
+            self._warn(f"cannot mark jobs announced ({exc.strerror or exc}); reporting them")
+            marked = [e.job for e in ends]
+        self.pending = []
+        fresh = {str(j["id"]): j for j in marked}
+        claimed = {
+            str(e.job["id"]): transitions.Event(e.event, fresh[str(e.job["id"])])
+            for e in ends
+            if str(e.job["id"]) in fresh
+        }
+        out = [
+            claimed.pop(str(e.job["id"]))
+            for e in ends
+            if e not in events and str(e.job["id"]) in claimed
+        ]
+        for event in events:
+            job_id = str(event.job["id"])
+            if event.event == transitions.STARTED:
+                out.append(event)
+            elif job_id in claimed:
+                out.append(claimed.pop(job_id))
+        return out
+
+    # -- liveness ----------------------------------------------------------------------
+    def probe(self) -> bool:
+        """Probe the watched active jobs; write down those found dead (as
+        :func:`jobgate.jobs.refresh.load` does). True if one was found dead."""
+        now = time.time()
+        if not reconcile.find_lost(self._active, liveness.probe, now):
+            return False
+        try:
+            jobs, lost = refresh.load(
+                self.store, finished=0, lock_timeout=self.lock_timeout, readonly_fallback=True
+            )
+        except (CorruptFile, LockTimeout, OSError) as exc:
+            self._warn(f"cannot write down a lost job now ({exc}); trying again")
+            return False
+        # what the index may not say yet (its write refused, the lock busy): lost in the
+        # view until a look finds the index says they ended
+        dead = {i for i, _ in lost}
+        self._dead.update((str(j["id"]), j) for j in jobs if j.get("id") in dead)
+        return True
+
+    def _warn(self, text: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warn(text)
+
+
+# -- when to stop ----------------------------------------------------------------------
+class Stopper:
+    """SIGTERM, SIGINT and SIGHUP ask the loop to stop; :meth:`wait` sleeps until the
+    timeout or such a signal, whichever comes first (a self-pipe woken by the signal)."""
+
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._pipe: tuple[int, int] | None = None
+        self._old: dict[int, object] = {}
+        self._old_fd = -1
+
+    def __enter__(self) -> Stopper:
+        import signal
+
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._old_fd = signal.set_wakeup_fd(w)
+            self._pipe = (r, w)
+        except (OSError, ValueError):  # not the main thread: plain sleeps
+            self._pipe = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_fd)
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+        for sig, old in self._old.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        self._old.clear()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        import signal
+
+        self.reason = f"got {signal.Signals(signum).name}"
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True when asked to stop."""
+        if self.reason is None:
+            if self._pipe is None:
+                time.sleep(timeout)
+            else:
+                import select
+
+                readable, _, _ = select.select([self._pipe[0]], [], [], timeout)
+                if readable:
+                    try:
+                        os.read(self._pipe[0], 512)
+                    except OSError:
+                        pass
+        return self.reason is not None
+
+
+class SessionGuard:
+    """Whether whoever started this process is gone: its parent (the process is
+    re-parented when it dies), or the reader of its stdout when that is a pipe or a
+    socket (Claude Code reads a plugin monitor's stdout through a pipe until the
+    session ends). One ``getppid`` and one zero-timeout ``poll`` per call."""
+
+    def __init__(self, stdout_fd: int = 1) -> None:
+        import select
+        import stat
+
+        self.parent = os.getppid()
+        self._poll: select.poll | None = None
+        try:
+            mode = os.fstat(stdout_fd).st_mode
+        except OSError:
+            return
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            self._poll = select.poll()
+            self._poll.register(stdout_fd, 0)  # POLLERR and POLLHUP are always reported
+
+    def gone(self) -> str | None:
+        """Why the session is over, or None while it is not."""
+        if os.getppid() != self.parent:
+            return f"its parent process {self.parent} is gone"
+        if self._poll is not None:
+            import select
+
+            for _fd, flags in self._poll.poll(0):
+                if flags & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                    return "nothing reads its output any more"
+        return None
+
+
+def run(
+    watcher: Watcher,
+    emit: Callable[[transitions.Event], None],
+    stopper: Stopper,
+    guard: SessionGuard | None = None,
+    *,
+    tick: float = TICK,
+    probe_every: float = PROBE_EVERY,
+) -> str:
+    """Report every transition through ``emit`` until asked to stop or the session is
+    gone; returns why it stopped."""
+    for event in watcher.look():
+        emit(event)
+    next_probe = time.monotonic() + probe_every
+    while not stopper.wait(tick):
+        why = guard.gone() if guard is not None else None
+        if why is not None:
+            return why
+        look = bool(watcher.pending) or watcher.changed()
+        if time.monotonic() >= next_probe:
+            look = watcher.probe() or look
+            next_probe = time.monotonic() + probe_every
+        if look:
+            for event in watcher.look():
+                emit(event)
+    return stopper.reason or "stopped"
