@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task")
+EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task", "jobgate.cli.watch")
 
 
 # -- parser --------------------------------------------------------------------------

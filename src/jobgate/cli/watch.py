@@ -1,0 +1,127 @@
+"""``jobgate watch``: its arguments and its lines. The watching is
+:mod:`jobgate.jobs.watch`'s; claiming a job's end for a session is
+:func:`jobgate.claude.announcements.claim`'s."""
+
+from __future__ import annotations
+
+from jobgate.state.errors import EXIT_OK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from jobgate.jobs.transitions import Event
+    from jobgate.jobs.watch import Claim
+
+
+EPILOG = """examples:
+  jobgate watch                       # every job of the workspace, one line per transition
+  jobgate watch --session "$JOBGATE_SESSION_ID" --json | jq -c 'select(.event != "started")'
+
+lines: started, finished (completed, failed or cancelled, with the exit code) and lost
+(a job whose processes died without recording an end, written down by whoever saw it
+first, watch included). With a session, each end is marked announced before it is
+printed, so the UserPromptSubmit notice never repeats it. Ends on SIGTERM, SIGINT or
+SIGHUP, when its parent process is gone, or when nothing reads its output any more.
+"""
+
+#: in a JSON line, the characters json.dumps leaves raw that a terminal may act on, or
+#: that a reader splitting on Unicode line breaks would cut the line at
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``watch`` on the main parser's subparsers."""
+    import argparse
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--cwd",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="workspace directory (default: the current directory)",
+    )
+    help_ = "print one line per job transition (started, finished, lost) as it happens"
+    p = subparsers.add_parser(
+        "watch",
+        parents=[common],
+        help=help_,
+        description=help_,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--session",
+        metavar="ID",
+        help="only this session's background jobs, each end marked announced "
+        "(default: $JOBGATE_SESSION_ID, else every job)",
+    )
+    p.add_argument("--json", action="store_true", help='one JSON object a line: {"event", "job"}')
+    p.set_defaults(handler=cmd_watch)
+
+
+def event_text(event: Event) -> str:
+    """The human line of one transition (record text escaped and capped)."""
+    from jobgate.cli.render import MESSAGE_MAX, NAME_MAX, clean
+    from jobgate.state import model
+
+    job = event.job
+    job_id = clean(job.get("id"), NAME_MAX)
+    label = f"{job_id} ({clean(job['name'], NAME_MAX)})" if job.get("name") else job_id
+    if event.event == "started":
+        pid = job.get("commandPid") or job.get("pid")
+        return f"started {label}" + (f", pid {pid}" if isinstance(pid, int) else "")
+    read = f"; read it: jobgate result {job_id}"
+    message = str(job.get("errorMessage") or "")
+    if event.event == "lost":
+        return f"lost {label}: {clean(message.removeprefix('lost: '), MESSAGE_MAX)}{read}"
+    status = str(job.get("status"))
+    code = job.get("exitCode")
+    text = f"finished {label}: {status}"
+    if code is not None:
+        text += f", exit {code}"
+    if message and status != model.COMPLETED:
+        text += f" ({clean(message, MESSAGE_MAX)})"
+    return text + read
+
+
+def event_json(event: Event) -> str:
+    """The ``--json`` line: ``{"event": ..., "job": {summary}}``, compact, one line."""
+    from jobgate.state.fileio import json_text
+
+    text = json_text({"event": event.event, "job": event.job}, separators=(",", ":"))
+    return text.translate(_JSON_ESCAPES)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from jobgate.cli import commands
+    from jobgate.jobs import watch
+
+    session = commands.session_of(args)
+    _root, store = commands.open_store(args)
+    claim: Claim | None = None
+    if session is not None:
+        from jobgate.claude import announcements
+
+        claim = announcements.claim
+    render = event_json if args.json else event_text
+
+    def emit(event: Event) -> None:
+        commands.emit(render(event))
+
+    watcher = watch.Watcher(store, session, claim=claim)
+    with watch.Stopper() as stopper:
+        why = watch.run(watcher, emit, stopper, watch.SessionGuard())
+    _note(f"jobgate: watch ended: {why}")
+    return EXIT_OK
+
+
+def _note(text: str) -> None:
+    import sys
+
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
