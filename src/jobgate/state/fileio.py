@@ -166,15 +166,106 @@ def write_json(path: str, obj: Any, *, pretty: bool = True) -> None:
     atomic_write(path, json_bytes(obj, pretty=pretty))
 
 
-def read_json(path: str) -> Any:
-    """Parsed JSON of ``path``; None if missing; :class:`CorruptFile` if unreadable."""
+#: how every state file is opened to be read: never through a symlink, never waiting
+#: for a writer (a FIFO put in a file's place must not hang a command, or the hook)
+READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+#: how a line is appended to a job log: likewise, and created 0600 if missing
+APPEND_FLAGS = (
+    os.O_WRONLY
+    | os.O_APPEND
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+#: a JSON state file larger than this is damaged, not read (64 MiB)
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+#: what a file that is not a regular one is, by the type bits of its mode
+_KINDS = {
+    0o120000: "a symlink (not followed)",
+    0o040000: "a directory, not a regular file",
+    0o010000: "a FIFO, not a regular file",
+    0o140000: "a socket, not a regular file",
+    0o020000: "a character device, not a regular file",
+    0o060000: "a block device, not a regular file",
+}
+
+
+def not_regular(path: str, mode: int) -> CorruptFile:
+    """The :class:`CorruptFile` of a state file that is not a regular file; its reason
+    reads after "was" or ":" ("a FIFO, not a regular file")."""
+    return CorruptFile(path, _KINDS.get(mode & 0o170000, "not a regular file"))
+
+
+def open_regular(path: str, flags: int = READ_FLAGS) -> tuple[int, os.stat_result]:
+    """``path`` opened with ``flags`` (never through a symlink, never blocking), and its
+    ``fstat``; :class:`CorruptFile` if it is a symlink, a FIFO, a device... anything but a
+    regular file. ``FileNotFoundError`` and other OS errors pass through."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        # ELOOP (EMLINK on BSD) for a symlink, ENXIO for a socket or a FIFO opened to
+        # write that nobody reads: say what it is, not the errno
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise exc from None
+        if stat.S_ISREG(st.st_mode):
+            raise
+        raise not_regular(path, st.st_mode) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_regular(path, st.st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_at_most(fd: int, limit: int, hint: int = 0) -> bytes:
+    """What is left to read in ``fd``, up to ``limit + 1`` bytes (more than ``limit``
+    means the file is longer than the caller wants)."""
+    chunks: list[bytes] = []
+    left = limit + 1
+    step = max(hint + 1, 65536)
+    while left > 0:
+        chunk = os.read(fd, min(step, left))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_json(path: str) -> Any:
+    """Parsed JSON of ``path``; None if missing; :class:`CorruptFile` if unreadable: not
+    JSON, larger than :data:`MAX_JSON_BYTES`, or not a regular file (a symlink is not
+    followed, a FIFO not waited on)."""
+    try:
+        fd, st = open_regular(path)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise CorruptFile(path, "is a directory") from None
+    try:
+        data = b"" if st.st_size > MAX_JSON_BYTES else read_at_most(fd, MAX_JSON_BYTES, st.st_size)
+    finally:
+        os.close(fd)
+    if st.st_size > MAX_JSON_BYTES or len(data) > MAX_JSON_BYTES:
+        size = max(st.st_size, len(data))
+        raise CorruptFile(path, f"too large ({size} bytes; at most {MAX_JSON_BYTES >> 20} MiB)")
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
@@ -230,10 +321,15 @@ def tolerant_stdio() -> None:
 
 
 def append_line(path: str, line: str) -> None:
-    """Append one line (O_APPEND, 0600). Best effort: a log line never fails a command."""
+    """Append one line (O_APPEND, 0600). Best effort: a log line never fails a command.
+
+    Only to a regular file: a symlink in the log's place is not followed (the line would
+    land in whatever file it names) and a FIFO is not written to (it could block); the
+    line is then dropped, as when the disk is full.
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    except OSError:
+        fd, _st = open_regular(path, APPEND_FLAGS)
+    except (OSError, CorruptFile):
         return
     try:
         os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8", ORIGINAL_BYTES))
@@ -259,13 +355,15 @@ def warn(message: str) -> None:
 
 
 def keep_newest(folder: str, prefix: str, keep: int) -> None:
-    """Remove all but the ``keep`` newest regular files in ``folder`` whose names start
-    with ``prefix`` (by modification time): copies kept aside must not pile up forever."""
+    """Remove all but the ``keep`` newest files in ``folder`` whose names start with
+    ``prefix`` (by modification time): copies kept aside must not pile up forever. Any
+    file but a folder counts: a FIFO or a symlink found in a state file's place is kept
+    aside like a damaged file, and must not pile up either."""
     try:
         found = [
             (e.stat(follow_symlinks=False).st_mtime, e.name, e.path)
             for e in os.scandir(folder)
-            if e.name.startswith(prefix) and e.is_file(follow_symlinks=False)
+            if e.name.startswith(prefix) and not e.is_dir(follow_symlinks=False)
         ]
     except OSError:
         return

@@ -181,18 +181,42 @@ def last_lines(data: bytes) -> bytes:
 
 
 def stat_log(path: str) -> tuple[int, int, int] | None:
-    """``(dev, ino, size)`` of the log, None if there is none."""
+    """``(dev, ino, size)`` of the log, None if there is none; :class:`CorruptFile` if it
+    is not a regular file (a symlink is not followed): the next writer rebuilds it."""
+    import stat
+
+    from jobgate.state.fileio import not_regular
+
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
+    if not stat.S_ISREG(st.st_mode):
+        raise not_regular(path, st.st_mode)
     return st.st_dev, st.st_ino, st.st_size
 
 
 def read_range(path: str, start: int, end: int) -> bytes:
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        return fh.read(max(0, end - start))
+    """Bytes ``start`` to ``end`` of the log (fewer if it is shorter), read without
+    following a symlink or waiting on a FIFO; :class:`CorruptFile` if it is not a
+    regular file."""
+    from jobgate.state.fileio import open_regular
+
+    fd, _st = open_regular(path)
+    try:
+        if start:
+            os.lseek(fd, start, os.SEEK_SET)
+        chunks: list[bytes] = []
+        left = end - start
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_newest(path: str, size: int, want: int) -> list[model.Job]:
