@@ -1,5 +1,9 @@
 """``jobgate log``: print a job's log, optionally following it until the job ends.
 
+The log is read only if it is a regular file (a symlink is not followed, a FIFO not
+waited on: one clear error instead), at most the size it had when opened per read, and
+``--tail`` reads it backwards a block at a time, so no log hangs ``log`` or fills memory.
+
 Following ends when the job is finished — including when it is found dead and marked
 lost on the way (reconciliation runs at every poll, so a killed job never leaves the
 follower hanging). ``--follow`` exits 0 only when the job completed, else 1.
@@ -13,7 +17,8 @@ import time
 
 from jobgate.jobs import refresh
 from jobgate.state import model
-from jobgate.state.errors import EXIT_FAILED, EXIT_OK
+from jobgate.state.errors import EXIT_FAILED, EXIT_OK, JobgateError
+from jobgate.state.fileio import CorruptFile, open_regular
 from jobgate.state.store import Store
 
 POLL_SECONDS = 0.2
@@ -24,53 +29,78 @@ def _write(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def _tail_offset(path: str, lines: int) -> int:
-    """The byte offset where the last ``lines`` lines of ``path`` start."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            pos = end
-            found = 0
-            block = 8192
-            while pos > 0:
-                step = min(block, pos)
-                pos -= step
-                fh.seek(pos)
-                chunk = fh.read(step)
-                if pos + step == end and chunk.endswith(b"\n"):
-                    chunk = chunk[:-1]
-                count = chunk.count(b"\n")
-                if found + count >= lines:
-                    idx = len(chunk)
-                    for _ in range(lines - found):
-                        idx = chunk.rfind(b"\n", 0, idx)
-                    return pos + idx + 1
-                found += count
-            return 0
-    except OSError:
-        return 0
+#: bytes read per step, backwards for ``--tail`` and forwards to copy
+BLOCK = 65536
 
 
-def _copy_from(path: str, offset: int) -> int:
+def _open_log(path: str) -> tuple[int, int] | None:
+    """The log opened (no symlink followed, no FIFO waited on) and its size; None if
+    there is none; a :class:`JobgateError` if it is not a regular file."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            while True:
-                chunk = fh.read(65536)
-                if not chunk:
-                    break
-                _write(chunk)
-                offset += len(chunk)
+        fd, st = open_regular(path)
     except FileNotFoundError:
-        pass
+        return None
+    except CorruptFile as exc:
+        raise JobgateError(f"cannot show the log {path}: it is {exc.reason}", EXIT_FAILED) from None
+    return fd, st.st_size
+
+
+def _tail_offset(fd: int, end: int, lines: int) -> int:
+    """The byte offset where the last ``lines`` lines of the first ``end`` bytes of
+    ``fd`` start, read backwards a block at a time (memory stays one block)."""
+    pos = end
+    found = 0
+    while pos > 0:
+        step = min(BLOCK, pos)
+        pos -= step
+        os.lseek(fd, pos, os.SEEK_SET)
+        chunk = os.read(fd, step)
+        if pos + step == end and chunk.endswith(b"\n"):
+            chunk = chunk[:-1]
+        count = chunk.count(b"\n")
+        if found + count >= lines:
+            idx = len(chunk)
+            for _ in range(lines - found):
+                idx = chunk.rfind(b"\n", 0, idx)
+            return pos + idx + 1
+        found += count
+    return 0
+
+
+def _copy(fd: int, offset: int, end: int) -> int:
+    """Write bytes ``offset`` to ``end`` of ``fd`` to stdout; returns where it stopped
+    (the file may be shorter by now)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    while offset < end:
+        chunk = os.read(fd, min(BLOCK, end - offset))
+        if not chunk:
+            break
+        _write(chunk)
+        offset += len(chunk)
     return offset
+
+
+def _copy_from(path: str, offset: int, tail: int | None = None) -> int:
+    """Copy the log from ``offset`` (or its last ``tail`` lines) up to its size when
+    opened: bounded, however fast the command writes."""
+    opened = _open_log(path)
+    if opened is None:
+        return offset
+    fd, size = opened
+    try:
+        if tail is not None:
+            try:
+                offset = _tail_offset(fd, size, tail)
+            except OSError:
+                offset = 0
+        return _copy(fd, offset, size)
+    finally:
+        os.close(fd)
 
 
 def show(store: Store, job_id: str, *, follow: bool, tail: int | None) -> int:
     path = store.log_path(job_id)
-    offset = 0 if tail is None else _tail_offset(path, tail)
-    offset = _copy_from(path, offset)
+    offset = _copy_from(path, 0, tail)
     if not follow:
         return EXIT_OK
     while True:
