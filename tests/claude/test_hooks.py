@@ -43,6 +43,8 @@ def _job(job_id: str, status: str = "running", **extra: Any) -> dict[str, Any]:
         ({"cwd": ["/"]}, "'cwd' is not a string"),
         ({"stop_hook_active": "yes"}, "stop_hook_active"),
         ({"last_assistant_message": {"x": 1}}, "last_assistant_message"),
+        ({"source": ["clear"]}, "'source' is not a string"),
+        ({"agent_id": 7}, "'agent_id' is not a string"),
     ],
 )
 def test_check_payload_refuses_unusable_payloads_with_a_reason(payload: Any, fragment: str) -> None:
@@ -138,6 +140,30 @@ def test_clear_rows_keeps_other_keys() -> None:
     assert hooks.clear_rows(entry) == {"updatedAt": "t"}
 
 
+# -- session-end ----------------------------------------
+@pytest.mark.parametrize(
+    ("payload", "mode", "cancels"),
+    [
+        ({"reason": "prompt_input_exit"}, "exit-only", True),
+        ({"reason": "logout"}, "exit-only", True),
+        ({"reason": "other"}, "exit-only", True),
+        ({"reason": "bypass_permissions_disabled"}, "exit-only", True),
+        ({}, "exit-only", True),  # by hand: no reason
+        ({"reason": "clear"}, "exit-only", False),
+        ({"reason": "resume"}, "exit-only", False),
+        ({"reason": "new_in_some_release"}, "exit-only", False),
+        ({"reason": "clear"}, "always", True),
+        ({"reason": "other"}, "never", False),
+        ({"reason": "other", "agent_id": "a1"}, "exit-only", False),
+        ({"reason": "other", "agent_id": "a1"}, "always", False),
+    ],
+)
+def test_session_end_cancels_only_when_the_session_really_ends(
+    payload: dict[str, Any], mode: str, cancels: bool
+) -> None:
+    assert hooks.session_end_cancels(payload, mode)[0] is cancels
+
+
 # -- user-prompt-submit ----------------------------------------
 def test_unannounced_lists_finished_jobs_without_announced_at_newest_first() -> None:
     jobs = [
@@ -191,6 +217,14 @@ def test_sh_quote_round_trips_through_a_real_shell(value: str) -> None:
 
 def test_env_export_line_is_one_export_statement() -> None:
     assert hooks.env_export_line("s1") == "export JOBGATE_SESSION_ID='s1'\n"
+
+
+def test_replace_export_keeps_other_lines_and_one_export_last() -> None:
+    line = b"export JOBGATE_SESSION_ID='new'\n"
+    old = b"export A=1\n  export JOBGATE_SESSION_ID='x'\nexport B=2\nexport JOBGATE_SESSION_ID='y'"
+    assert hooks.replace_export(old, line) == b"export A=1\nexport B=2\n" + line
+    assert hooks.replace_export(b"", line) == line
+    assert hooks.replace_export(b"export A=1", line) == b"export A=1\n" + line
 
 
 # -- hook state ----------------------------------------

@@ -175,7 +175,7 @@ def test_every_hook_command_runs_through_the_wrapper(jg: Env, shim: Path, tmp_pa
     assert f"jobgate cancel {running['id']}" in stop.stderr
 
     end = _run_as_claude(
-        jg, "SessionEnd", hook_payload(jg, "session-end", "sess-1", reason="exit"), path
+        jg, "SessionEnd", hook_payload(jg, "session-end", "sess-1", reason="other"), path
     )
     assert (end.returncode, end.stdout) == (0, "")
     final = jg.wait_for(running["id"], lambda j: j["status"] != "running", timeout=20)

@@ -83,7 +83,7 @@ def test_session_start_refuses_a_session_id_that_is_not_unicode_text(
 def test_session_end_cancels_only_the_sessions_jobs_and_records_session_ended(jg: Env) -> None:
     mine = [start_running(jg, "sleep", "300", session="s1") for _ in range(2)]
     other = start_running(jg, "sleep", "300", session="s2")
-    proc = run_hook(jg, "session-end", session="s1", reason="exit")
+    proc = run_hook(jg, "session-end", session="s1", reason="prompt_input_exit")
     assert proc.returncode == 0 and proc.stdout == ""
     for job in mine:
         record = jg.wait_for(job["id"], lambda j: j["status"] != "running", timeout=20)

@@ -56,8 +56,23 @@ STATE_TTL_SECONDS = 7 * 24 * 3600.0
 #: set in the reviewer's environment; a Stop hook that sees it skips the review gate
 IN_REVIEW_ENV = "JOBGATE_IN_REVIEW"
 
+#: SessionEnd reasons (Claude Code 2.1.197) that end the session itself: the client
+#: exits. "other" is any other exit, the end of every ``claude -p`` included. "clear" and
+#: "resume" end a conversation while the same client goes on, so they are left out.
+SESSION_EXIT_REASONS = frozenset(
+    {"prompt_input_exit", "logout", "other", "bypass_permissions_disabled"}
+)
+
 
 # -- payload ---------------------------------------------------------------------------
+#: payload fields that must be strings when present (what jobgate acts on); others, such
+#: as StopFailure's ``error`` or Stop's ``background_tasks``, are read defensively
+STRING_FIELDS = (
+    *("hook_event_name", "session_id", "cwd", "last_assistant_message", "prompt"),
+    *("reason", "source", "agent_id"),
+)
+
+
 def check_event(event: str) -> None:
     """Raise :class:`JobgateError` unless ``event`` is one of :data:`EVENTS`."""
     if event not in EVENTS:
@@ -78,12 +93,10 @@ def check_payload(event: str, payload: object, *, cwd_given: bool = False) -> Pa
     check_event(event)
     if not isinstance(payload, dict):
         raise JobgateError(f"the hook payload is not a JSON object (got {type(payload).__name__})")
-    for key in ("hook_event_name", "session_id", "cwd", "last_assistant_message", "prompt"):
+    for key in STRING_FIELDS:
         value = payload.get(key)
         if value is not None and not isinstance(value, str):
             raise JobgateError(f"payload field {key!r} is not a string")
-    if payload.get("reason") is not None and not isinstance(payload["reason"], str):
-        raise JobgateError("payload field 'reason' is not a string")
     if payload.get("session_id") == "":
         raise JobgateError("payload field 'session_id' is empty")
     if "\0" in str(payload.get("session_id") or ""):
@@ -222,6 +235,33 @@ def block_output(reason: str) -> Payload:
     return {"decision": "block", "reason": reason}
 
 
+# -- session-end -----------------------------------------------------------------------------
+def session_end_cancels(payload: Payload, mode: str) -> tuple[bool, str]:
+    """Whether this SessionEnd cancels the session's jobs, and why (for the note).
+
+    ``mode`` is the ``sessionEndCancels`` setting: ``exit-only`` cancels only when the
+    client exits (:data:`SESSION_EXIT_REASONS`, or no reason at all: a hook run by hand),
+    never at ``clear``/``resume`` (a conversation ends, the client and the work go on)
+    nor at a reason it does not know; ``always`` on every SessionEnd; ``never`` never. A
+    payload with ``agent_id`` comes from a subagent, whose end is not its session's: it
+    never cancels anything, whatever the mode.
+    """
+    agent = payload.get("agent_id")
+    if agent:
+        return False, f"it comes from a subagent (agent_id {model.one_line(agent)})"
+    reason = payload.get("reason")
+    shown = model.one_line(str(reason)) if reason is not None else "none given"
+    if mode == "never":
+        return False, "sessionEndCancels is never"
+    if mode == "always" or reason is None or reason in SESSION_EXIT_REASONS:
+        return True, f"reason: {shown}"
+    if reason in ("clear", "resume"):
+        why = "ends a conversation, not the session"
+    else:
+        why = "is not known to end the session"
+    return False, f"reason {shown!r} {why} (sessionEndCancels = exit-only)"
+
+
 # -- session-start ---------------------------------------------------------------------------
 def sh_quote(value: str) -> str:
     """``value`` as one POSIX sh word: single-quoted, each ``'`` written as ``'\\''``."""
@@ -230,6 +270,19 @@ def sh_quote(value: str) -> str:
 
 def env_export_line(session_id: str) -> str:
     return f"export JOBGATE_SESSION_ID={sh_quote(session_id)}\n"
+
+
+def replace_export(content: bytes, line: bytes) -> bytes:
+    """``content`` (an env file) with every earlier ``export JOBGATE_SESSION_ID=`` line
+    dropped and ``line`` last; other lines are kept as they are."""
+    kept = [ln for ln in content.splitlines(keepends=True) if not _is_our_export(ln)]
+    if kept and not kept[-1].endswith(b"\n"):
+        kept[-1] += b"\n"  # a last line without its newline must not glue onto ours
+    return b"".join([*kept, line])
+
+
+def _is_our_export(line: bytes) -> bool:
+    return line.lstrip().startswith(b"export JOBGATE_SESSION_ID=")
 
 
 # -- hook state ------------------------------------------------------------------------------

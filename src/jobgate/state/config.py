@@ -9,6 +9,9 @@ Keys::
     reviewTimeout    number >= 0.1 seconds the reviewer may take                   [900]
     waitForJobs      bool       Stop blocks while the session's jobs run           [false]
     maxStopBlocks    int >= 1   at most this many blocks in a row for the same jobs [3]
+    sessionEndCancels  exit-only, always or never: when Claude Code's SessionEnd cancels
+                     the session's jobs: when the client exits (not at /clear, /resume),
+                     at every SessionEnd, or never                         [exit-only]
     agents.NAME      JSON list of strings, one of which contains "{prompt}"
 """
 
@@ -29,7 +32,11 @@ DEFAULTS: dict[str, Any] = {
     "reviewTimeout": 900,
     "waitForJobs": False,
     "maxStopBlocks": 3,
+    "sessionEndCancels": "exit-only",
 }
+
+#: the values of ``sessionEndCancels``
+SESSION_END_CHOICES = ("exit-only", "always", "never")
 
 #: the agent ``jobgate task`` uses without ``--agent``
 DEFAULT_AGENT = "codex"
@@ -99,6 +106,12 @@ def _parse_seconds(key: str, value: Any) -> float:
     return int(number) if number.is_integer() else number
 
 
+def _parse_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise JobgateError(f"bad value for {key}: {value!r} (expected one of: {', '.join(choices)})")
+
+
 def _parse_command_line(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise JobgateError(f"bad value for {key}: expected a non-empty command line")
@@ -142,6 +155,8 @@ def validate(key: str, value: Any) -> Any:
         return _parse_seconds(key, value)
     if key == "maxStopBlocks":
         return _parse_int(key, value, 1)
+    if key == "sessionEndCancels":
+        return _parse_choice(key, value, SESSION_END_CHOICES)
     if key.startswith("agents."):
         name = key[len("agents.") :]
         if not name or not all(c.isalnum() or c in "-_" for c in name):
