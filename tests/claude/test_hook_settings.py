@@ -30,8 +30,9 @@ def test_stop_warns_once_naming_a_wrong_typed_setting_and_uses_its_default(jg: E
     _hand_edit(jg, waitForJobs=1, stopReviewGate="sometimes")
     proc = run_hook(jg, "stop", session="s1")
     assert proc.returncode == 0
-    assert proc.stdout == ""  # the defaults, false: no block, no review
-    assert job["id"] in proc.stderr  # the hook's own notice of the running job
+    out = json.loads(proc.stdout)
+    assert "decision" not in out  # the defaults, false: no block, no review
+    assert job["id"] in out["systemMessage"] and job["id"] in proc.stderr  # its own notice
     assert _warnings(proc) == [
         "jobgate: warning: config.json: waitForJobs: bad value 1 (expected true or false); "
         "using the default false",
@@ -54,5 +55,5 @@ def test_stop_with_a_bad_max_stop_blocks_warns_and_still_blocks_with_the_default
             "jobgate: warning: config.json: maxStopBlocks: bad value [3] "
             "(expected a whole number >= 1); using the default 3"
         ]
-        blocks.append(bool(proc.stdout) and json.loads(proc.stdout)["decision"] == "block")
+        blocks.append(json.loads(proc.stdout).get("decision") == "block")
     assert blocks == [True, True, True, False]  # the default: 3 blocks in a row

@@ -140,6 +140,44 @@ def test_clear_rows_keeps_other_keys() -> None:
     assert hooks.clear_rows(entry) == {"updatedAt": "t"}
 
 
+def test_stop_output_is_one_object_a_note_a_block_or_both() -> None:
+    assert hooks.stop_output(None, []) is None
+    assert hooks.stop_output(None, ["a", "b\x1b[0m  c"]) == {"systemMessage": "a\nb\\x1b[0m c"}
+    assert hooks.stop_output("r", ["a"]) == {
+        "decision": "block",
+        "reason": "r",
+        "systemMessage": "a",
+    }
+
+
+def test_claude_tasks_keep_work_in_flight_and_skip_watchers_ended_and_garbage() -> None:
+    tasks = [
+        {"id": "b1", "type": "shell", "status": "running", "command": "make"},
+        {"id": "p1", "type": "subagent", "status": "pending"},
+        {"id": "x", "status": None},
+        {"id": "m1", "type": "monitor", "status": "running"},
+        {"id": "w1", "type": "shell", "status": "running", "command": "jobgate watch --json"},
+        {"id": "d1", "type": "shell", "status": "Completed"},
+        "b2",
+        None,
+    ]
+    payload = {"background_tasks": tasks}
+    assert [t["id"] for t in hooks.claude_tasks(payload)] == ["b1", "p1", "x"]
+    assert hooks.claude_tasks({"background_tasks": {"id": "b1"}}) == []
+    assert hooks.claude_tasks({}) == []
+    (line,) = hooks.task_notices(hooks.claude_tasks({"background_tasks": tasks[:1]}))
+    assert line == "jobgate: Claude Code background task b1 (shell: make) is still running"
+
+
+def test_wait_counts_jobs_and_claude_tasks_in_one_row() -> None:
+    task = {"id": "t9", "type": "shell", "status": "running", "command": "make"}
+    reason, entry, _ = hooks.wait_decision(["run-a"], {}, 3, [task])
+    assert entry["stopJobs"] == ["claude:t9", "run-a"]
+    assert reason is not None and "run-a" in reason and "t9 (shell: make)" in reason
+    reason, entry, _ = hooks.wait_decision([], entry, 3, [task])
+    assert entry == {"stopJobs": ["claude:t9"], "stopBlocks": 1}  # a new set, a new row
+
+
 # -- session-end ----------------------------------------
 @pytest.mark.parametrize(
     ("payload", "mode", "cancels"),

@@ -61,11 +61,15 @@ def _gate(jg: Env, reviewer: Path, mode: str, **settings: Any) -> None:
 
 
 def _stop(jg: Env, **fields: Any) -> tuple[dict[str, Any] | None, str]:
+    """Run the Stop hook: ``(its block or None, its stderr)``."""
     fields.setdefault("last_assistant_message", "I added parse_config() and all tests pass.")
     proc = run_hook(jg, "stop", **fields)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback (most recent call last)" not in proc.stderr
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
+    if out is not None and "decision" not in out:
+        assert set(out) == {"systemMessage"}, out  # a note for the user, no block
+        return None, proc.stderr
     if out is not None:
         assert out["decision"] == "block"
         assert isinstance(out["reason"], str) and out["reason"]

@@ -1,7 +1,8 @@
 """``jobgate hook EVENT`` end to end, with real background jobs: Stop names only jobs that
 really run and waitForJobs blocks a bounded number of times, every bad input fails open,
-and the help and ``--cwd`` work (session-start/-end: test_sessions.py; user-prompt-submit:
-test_announcements.py)."""
+and the help and ``--cwd`` work (the Stop note's stdout fields, StopFailure and Claude
+Code's own background tasks: test_stop_note.py; session-start/-end: test_sessions.py;
+user-prompt-submit: test_announcements.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_stop_names_each_running_job_of_the_session_and_how_to_act(jg: Env) -> N
     other = start_running(jg, "sleep", "300", session="s2")
     proc = run_hook(jg, "stop", session="s1")
     assert proc.returncode == 0
-    assert proc.stdout == ""
+    assert "decision" not in json.loads(proc.stdout)  # a note, not a block
     lines = proc.stderr.splitlines()
     assert len(lines) == 2
     assert any(f"{a['id']} (build)" in line for line in lines)
@@ -48,8 +49,8 @@ def test_stop_never_names_a_killed_job_and_records_it_lost(jg: Env) -> None:
     dead = start_running(jg, "sleep", "300", session="s1")
     kill9(dead["pid"], dead["commandPid"])
     proc = run_hook(jg, "stop", session="s1")
-    assert proc.returncode == 0 and proc.stdout == ""
-    assert dead["id"] not in proc.stderr
+    assert proc.returncode == 0
+    assert dead["id"] not in proc.stderr + proc.stdout
     assert live["id"] in proc.stderr
     record = jg.job(dead["id"])
     assert record["status"] == "failed" and record["phase"] == "lost"
@@ -103,11 +104,16 @@ def test_stop_uses_the_payload_cwd_not_the_process_cwd(jg: Env, tmp_path: Path) 
 
 # -- waitForJobs -----------------------------------------------------------------------------
 def _blocked(proc: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:
+    """The Stop hook's block (``decision``, ``reason``), or None when it let the stop
+    through (with or without a ``systemMessage`` note)."""
     assert proc.returncode == 0, proc.stderr
     if not proc.stdout.strip():
         return None
     out: dict[str, Any] = json.loads(proc.stdout)
-    assert out["decision"] == "block"
+    if "decision" not in out:
+        assert set(out) == {"systemMessage"}, out
+        return None
+    assert out["decision"] == "block" and out["reason"]
     return out
 
 
@@ -255,7 +261,7 @@ def test_hook_by_hand_names_the_workspace_with_cwd_after_hook(jg: Env, where: st
         "equals": ["hook", f"--cwd={ws}", "stop"],
     }[where]
     proc = jg.cli(*args, input='{"session_id": "s1"}', cwd="/")
-    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.returncode == 0 and job["id"] in json.loads(proc.stdout)["systemMessage"]
     assert job["id"] in proc.stderr and "fails open" not in proc.stderr
 
 

@@ -78,3 +78,21 @@ def test_reading_json_imports_neither_json_nor_re() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_invalid_json_is_a_value_error_naming_the_place_even_before_json_is_imported() -> None:
+    code = (
+        "from jobgate.state import jsonload\n"
+        "for text in ['{\"a\": [\"unterminated', '[1, 2,]', '{\"a\" 1}', 'x']:\n"
+        "    try:\n"
+        "        jsonload.loads(text)\n"
+        "    except ValueError as exc:\n"
+        "        assert 'char' in str(exc), exc\n"
+        "    else:\n"
+        "        raise AssertionError(text)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

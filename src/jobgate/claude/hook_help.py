@@ -22,13 +22,22 @@ every job). Claude Code sends "cwd" and "hook_event_name" with every hook; a pay
 without them is refused unless you name the workspace with --cwd DIR (to run a hook by
 hand).
 
-  stop                Print a line on stderr for each job of the session that is really
-                      running (dead ones are recorded lost, never named). With
-                      waitForJobs, block while they run (at most maxStopBlocks times in
-                      a row); with stopReviewGate, run reviewCommand and block on BLOCK.
-  session-start       Append `export JOBGATE_SESSION_ID=<id>` to $CLAUDE_ENV_FILE.
+  stop                Name each job of the session that is really running (dead ones
+                      are recorded lost, never named) and each of Claude Code's own
+                      background tasks (payload "background_tasks"): as
+                      "systemMessage" on stdout, which Claude Code shows, and on
+                      stderr. With waitForJobs, block while they run (at most
+                      maxStopBlocks times in a row); with stopReviewGate, run
+                      reviewCommand and block on BLOCK.
+  stop-failure        The turn ended on an API error: name the running jobs, never
+                      block, never review.
+  session-start       Write `export JOBGATE_SESSION_ID=<id>` into $CLAUDE_ENV_FILE (at
+                      startup, resume, clear and compact; one line, the current id).
   session-end         Cancel the session's active jobs (whole process trees, identity
-                      checked) and record them cancelled: "session ended".
+                      checked) and record them cancelled: "session ended" — when the
+                      session really ends (sessionEndCancels: exit-only, the default,
+                      skips reason "clear" and "resume"; always; never). A subagent's
+                      SessionEnd (payload "agent_id") cancels nothing.
   user-prompt-submit  Tell Claude, once per job, which of the session's jobs finished.
 
 Every error fails open: exit status 0, nothing on stdout, one line on stderr.
@@ -40,6 +49,7 @@ examples:
   echo '{"session_id": "s1"}' | CLAUDE_ENV_FILE=/tmp/env jobgate hook --cwd /repo session-start
   jobgate config set waitForJobs true
   jobgate config set stopReviewGate true
+  jobgate config set sessionEndCancels always
 """
 
 

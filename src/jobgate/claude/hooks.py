@@ -14,6 +14,9 @@ The hook state (``hooks-state.json`` in the state dir, see
         "reviewBlocks": 1,         # review-gate blocks in a row
         "updatedAt": "..."}}}
 
+``stopJobs`` names jobgate jobs by id and Claude Code's own background tasks (Stop's
+``background_tasks``) as ``claude:<task id>``.
+
 Caveats:
 
 * Jobs are matched to a session by their recorded ``sessionId``. Jobs started
@@ -42,6 +45,7 @@ EVENTS = {
     "session-start": "SessionStart",
     "session-end": "SessionEnd",
     "user-prompt-submit": "UserPromptSubmit",
+    "stop-failure": "StopFailure",
 }
 
 #: hook-state key for hooks that run without a session (they see every job)
@@ -62,6 +66,13 @@ IN_REVIEW_ENV = "JOBGATE_IN_REVIEW"
 SESSION_EXIT_REASONS = frozenset(
     {"prompt_input_exit", "logout", "other", "bypass_permissions_disabled"}
 )
+
+#: ``background_tasks`` types that are session-long watchers, never work to wait for
+WATCHER_TYPES = frozenset({"monitor"})
+
+#: statuses a ``background_tasks`` entry should never have (the field lists only work in
+#: flight), skipped if a client sends them anyway
+DONE_STATUSES = frozenset({"completed", "failed", "killed", "stopped", "cancelled", "error"})
 
 
 # -- payload ---------------------------------------------------------------------------
@@ -140,10 +151,13 @@ def state_key(session: str | None) -> str:
 
 
 def _label(job: model.Job) -> str:
-    name = str(job.get("name") or "").replace("\n", " ").strip()
-    if len(name) > 60:
-        name = name[:57] + "..."
+    name = _short(job.get("name"))
     return f"{job.get('id')} ({name})" if name else str(job.get("id"))
+
+
+def _short(text: object, limit: int = 60) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 # -- stop --------------------------------------------------------------------------------
@@ -157,16 +171,74 @@ def running_notices(active: list[model.Job]) -> list[str]:
     ]
 
 
+def claude_tasks(payload: Payload) -> list[Entry]:
+    """Claude Code's own background work still in flight, from Stop's ``background_tasks``.
+
+    Claude Code 2.1.145 and later send a list of ``{"id", "type", "status",
+    "description", "command"?, ...}`` objects, only running or pending work (an empty list
+    when there is none); older clients send nothing. Read defensively: anything but a
+    list of objects counts as none, an entry whose status says it ended is skipped, and
+    so are session-long watchers (type ``monitor``, and a command that runs ``jobgate
+    watch``: Claude Code reports a command monitor as a ``shell``), which never end
+    before the session does.
+    """
+    tasks = payload.get("background_tasks")
+    if not isinstance(tasks, list):
+        return []
+    found = []
+    for task in tasks:
+        if not isinstance(task, dict):
+            continue
+        status, kind = task.get("status"), task.get("type")
+        if isinstance(status, str) and status.lower() in DONE_STATUSES:
+            continue
+        if isinstance(kind, str) and kind.lower() in WATCHER_TYPES:
+            continue
+        if _is_jobgate_watch(task.get("command")):
+            continue
+        found.append(task)
+    return found
+
+
+def _is_jobgate_watch(command: object) -> bool:
+    if not isinstance(command, str) or "jobgate" not in command:
+        return False
+    for sep in "/\\\"'":
+        command = command.replace(sep, " ")
+    words = command.split()
+    return "watch" in words or "watch.sh" in words
+
+
+def task_key(task: Entry) -> str:
+    """A Claude Code task's name in the hook state's ``stopJobs`` (apart from job ids)."""
+    return f"claude:{model.one_line(str(task.get('id') or '?'))}"
+
+
+def _task_label(task: Entry) -> str:
+    kind = _short(task.get("type")) or "task"
+    what = _short(task.get("command") or task.get("description"))
+    task_id = model.one_line(str(task.get("id") or "?"))
+    return f"{task_id} ({kind}: {what})" if what else f"{task_id} ({kind})"
+
+
+def task_notices(tasks: list[Entry]) -> list[str]:
+    """One line per Claude Code background task in flight (:func:`claude_tasks`)."""
+    return [
+        f"jobgate: Claude Code background task {_task_label(t)} is still running" for t in tasks
+    ]
+
+
 def wait_decision(
-    active_ids: list[str], entry: Entry, max_blocks: int
+    active_ids: list[str], entry: Entry, max_blocks: int, tasks: list[Entry] | None = None
 ) -> tuple[str | None, Entry, str | None]:
     """``waitForJobs``: ``(block reason or None, new entry, stderr note or None)``.
 
-    Blocks while ``active_ids`` is non-empty, at most ``max_blocks`` times in a row for
-    the same set of jobs; a different set starts a new row. With nothing active the
-    row is cleared.
+    Blocks while jobs (``active_ids``) or Claude Code background tasks (``tasks``, from
+    :func:`claude_tasks`) run, at most ``max_blocks`` times in a row for the same set of
+    them; a different set starts a new row. With nothing running the row is cleared.
     """
-    ids = sorted(active_ids)
+    tasks = tasks or []
+    ids = sorted([*active_ids, *(task_key(t) for t in tasks)])
     out = dict(entry)
     if not ids:
         out.pop("stopJobs", None)
@@ -181,15 +253,35 @@ def wait_decision(
         return None, out, note
     out["stopJobs"] = ids
     out["stopBlocks"] = before + 1
-    which = ", ".join(ids)
-    reason = (
-        f"Background jobs are still running: {which}. "
-        f"Wait for them before you finish: run `jobgate wait ID` for each (add --timeout S "
-        f"to bound it), then read the outcome with `jobgate result ID`. If a job is no longer "
-        f"needed, stop it with `jobgate cancel ID`. "
-        f"(jobgate waitForJobs: block {before + 1} of at most {max_blocks} in a row.)"
-    )
-    return reason, out, None
+    parts = []
+    if active_ids:
+        parts.append(
+            f"Background jobs are still running: {', '.join(sorted(active_ids))}. "
+            f"Wait for them before you finish: run `jobgate wait ID` for each (add --timeout "
+            f"S to bound it), then read the outcome with `jobgate result ID`. If a job is no "
+            f"longer needed, stop it with `jobgate cancel ID`."
+        )
+    if tasks:
+        parts.append(
+            f"Your own background tasks are still running: "
+            f"{', '.join(_task_label(t) for t in tasks)}. Wait for each with the TaskOutput "
+            f"tool (block: true), or stop it with TaskStop if it is no longer needed."
+        )
+    parts.append(f"(jobgate waitForJobs: block {before + 1} of at most {max_blocks} in a row.)")
+    return " ".join(parts), out, None
+
+
+def stop_output(reason: str | None, shown: list[str]) -> Payload | None:
+    """The Stop (or StopFailure) hook's stdout object: ``decision``/``reason`` when it
+    blocks (the reason reaches Claude as its next instruction) and ``systemMessage`` with
+    ``shown``, the notes for the user (Claude Code shows it; a hook's stderr with exit 0
+    is shown nowhere). None when there is neither. Deliberately no ``additionalContext``:
+    on Stop, Claude Code 2.1.197 treats it like a block and runs the model again.
+    """
+    out: Payload = block_output(reason) if reason else {}
+    if shown:
+        out["systemMessage"] = "\n".join(model.one_line(" ".join(n.split())) for n in shown)
+    return out or None
 
 
 def clear_rows(entry: Entry) -> Entry:

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 
-from jobgate.claude import hook_state, hooks, review, review_rules
+from jobgate.claude import hook_state, review, review_rules
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from jobgate.claude.context import HookContext, Output
+    from jobgate.claude.context import HookContext
 
 
-def review_turn(ctx: HookContext, notes: list[str]) -> Output:
-    """Review the turn that is ending; ``notes`` (the Stop hook's lines so far) gets the
-    gate's own lines."""
+def review_turn(ctx: HookContext) -> tuple[str | None, list[str]]:
+    """Review the turn that is ending: ``(block reason or None, the gate's notes)``. The
+    notes say why a stop is allowed (the reviewer's ALLOW, a block cap, a broken reviewer
+    under ``stop_hook_active``); the Stop hook shows them to the user."""
     store = ctx.store()
     command_line = str(ctx.setting("reviewCommand"))
     max_blocks = int(ctx.setting("maxStopBlocks"))
@@ -50,5 +51,4 @@ def review_turn(ctx: HookContext, notes: list[str]) -> Output:
         return (reason, lines), new
 
     reason, lines = hook_state.update_entry(store, ctx.key, decide)
-    notes.extend(lines)
-    return (hooks.block_output(reason) if reason else None), notes
+    return reason, lines

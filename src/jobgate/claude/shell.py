@@ -13,6 +13,11 @@ hook exits 0 with nothing on stdout and exactly one line on stderr. A hook never
 blocks Claude because of its own error. Output is buffered until the decision is made,
 so a failure half-way prints nothing but that line.
 
+**Seen.** Claude Code shows a hook's stderr nowhere when it exits 0 (only the
+transcript file keeps it), so what the user should read goes into the stdout object's
+``systemMessage`` too (:func:`jobgate.claude.hooks.stop_output`); stderr keeps every line
+for the transcript and ``--include-hook-events``.
+
 **Fast.** The Stop hook runs at the end of every turn, so its handler is here and this
 module (with :mod:`jobgate.claude.hooks`) is all of jobgate.claude it loads. Its common
 path (``waitForJobs`` and the review gate off, nothing found dead) reads ``active.json``
@@ -116,7 +121,7 @@ def _handler(args: argparse.Namespace) -> int:
 
 # -- plumbing ----------------------------------------------------------------------------
 def _read_payload() -> object:
-    import json
+    from jobgate.state import jsonload  # json.loads without importing json
 
     stdin = sys.stdin
     if stdin is None:
@@ -130,7 +135,7 @@ def _read_payload() -> object:
     if not data.strip():
         raise JobgateError("the hook payload on stdin is empty (expected a JSON object)")
     try:
-        return json.loads(data)
+        return jsonload.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise JobgateError(f"the hook payload is not valid JSON ({exc})") from None
     except RecursionError:
@@ -235,10 +240,12 @@ class Context:
 
 # -- handlers ------------------------------------------------------------------------------
 def _run(ctx: Context) -> Output:
-    """Run the event's handler: the Stop hook's is here, each other one is imported when
-    its event runs."""
+    """Run the event's handler: the Stop hook's (and StopFailure's) is here, each other
+    one is imported when its event runs."""
     if ctx.event == "stop":
         return _stop(ctx)
+    if ctx.event == "stop-failure":
+        return _stop_failure(ctx)
     if ctx.event == "user-prompt-submit":
         from jobgate.claude import announcements
 
@@ -253,10 +260,12 @@ def _run(ctx: Context) -> Output:
 
 
 def _stop(ctx: Context) -> Output:
-    """A line per job of the session that really runs; with ``waitForJobs``, block while
-    they run; then, with ``stopReviewGate``, the review gate."""
+    """A line per job of the session that really runs and per Claude Code background task
+    in flight, for the user (``systemMessage``) and on stderr; with ``waitForJobs``, block
+    while they run; then, with ``stopReviewGate``, the review gate."""
     active = [j for j in ctx.session_jobs() if model.is_active(j)]
-    notes = hooks.running_notices(active)
+    tasks = hooks.claude_tasks(ctx.payload)
+    notes = hooks.running_notices(active) + hooks.task_notices(tasks)
     if ctx.setting("waitForJobs"):
         from jobgate.claude import hook_state
 
@@ -264,22 +273,39 @@ def _stop(ctx: Context) -> Output:
         ids = [str(j["id"]) for j in active]
 
         def wait(entry: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            reason, new, note = hooks.wait_decision(ids, entry, max_blocks)
+            reason, new, note = hooks.wait_decision(ids, entry, max_blocks, tasks)
             return (reason, note), new
 
         reason, note = hook_state.update_entry(ctx.store(), ctx.key, wait)
         if note:
             notes.append(note)
         if reason:
-            return hooks.block_output(reason), notes
+            return hooks.stop_output(reason, notes), notes
     if not ctx.setting("stopReviewGate"):
-        return None, notes
+        return hooks.stop_output(None, notes), notes
     if os.environ.get(hooks.IN_REVIEW_ENV):
-        notes.append(
+        skipped = (
             f"jobgate: review gate: skipped (this Claude Code runs as a reviewer: "
             f"{hooks.IN_REVIEW_ENV} is set)"
         )
-        return None, notes
+        return hooks.stop_output(None, notes), [*notes, skipped]
     from jobgate.claude import review_gate
 
-    return review_gate.review_turn(ctx, notes)
+    reason, lines = review_gate.review_turn(ctx)
+    notes.extend(lines)
+    return hooks.stop_output(reason, notes), notes
+
+
+def _stop_failure(ctx: Context) -> Output:
+    """StopFailure: the turn ended on an API error (rate limit, server error...). The
+    session's running jobs are named as at Stop, but nothing blocks and no reviewer
+    runs: there is no finished turn to gate, and Claude Code ignores this hook's
+    decision anyway."""
+    active = [j for j in ctx.session_jobs() if model.is_active(j)]
+    notes = hooks.running_notices(active) + hooks.task_notices(hooks.claude_tasks(ctx.payload))
+    if not notes:
+        return None, []
+    error = ctx.payload.get("error")
+    what = model.one_line(error) if isinstance(error, str) and error else "unknown"
+    notes.insert(0, f"jobgate: the turn ended on an API error ({what}); not blocking, no review")
+    return hooks.stop_output(None, notes), notes

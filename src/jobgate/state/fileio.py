@@ -8,10 +8,11 @@ writer killed at any instant leaves the previous content intact. Files are 0600.
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import sys
 import time
+
+from jobgate.state import jsonload
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ def json_text(obj: Any, **kw: Any) -> str:
     that decodes back to the very same str, from which ``os.fsencode`` restores the
     original bytes when the command is run.
     """
+    import json  # writers only: reading goes through jsonload, without json's imports
+
     text = json.dumps(obj, ensure_ascii=False, **kw)
     return text if is_utf8_text(text) else json.dumps(obj, ensure_ascii=True, **kw)
 
@@ -267,7 +270,7 @@ def read_json(path: str) -> Any:
         size = max(st.st_size, len(data))
         raise CorruptFile(path, f"too large ({size} bytes; at most {MAX_JSON_BYTES >> 20} MiB)")
     try:
-        return json.loads(data)
+        return jsonload.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
         raise CorruptFile(path, f"not valid JSON ({exc})") from None
 

@@ -61,8 +61,13 @@ def loads(data: bytes | str) -> Any:
     start = len(text) - len(text.lstrip(WHITESPACE))
     try:
         obj, end = _scanner()(text, start)
-    except StopIteration as exc:
-        raise ValueError(f"Expecting value: char {exc.value}") from None
+    except (StopIteration, SystemError):
+        # not JSON: the C scanner raises json.decoder's error only once that module is
+        # imported (else a SystemError), so let json say what is wrong, and where
+        import json
+
+        json.loads(text)
+        raise ValueError("not valid JSON") from None  # json.loads accepted it: never
     if text[end:].strip(WHITESPACE):
         raise ValueError(f"Extra data: char {end}")
     return obj
