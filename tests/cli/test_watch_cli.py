@@ -6,18 +6,21 @@ UserPromptSubmit hook; no lock held while it waits."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Env, kill9, pid_alive, run_hook, start_running
+from conftest import SRC, Env, kill9, pid_alive, run_hook, start_running
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -389,3 +392,143 @@ def test_watch_holds_no_lock_while_it_waits(jg: Env, watches: list[Watch]) -> No
             taken += 1
         time.sleep(0.02)
     assert taken > 50
+
+
+def test_events_picks_the_lines_and_a_bad_list_is_refused(jg: Env, watches: list[Watch]) -> None:
+    w = _watch(jg, watches, "--events", "finished,lost", "--interval", "0.2")
+    job = jg.start("sh", "-c", "sleep 0.3")
+    assert w.next().startswith(f"finished {job['id']}")
+    assert w.rest(quiet=0.5) == []
+    bad = jg.cli("watch", "--events", "started,done")
+    assert bad.returncode == 2 and "expected some of started, finished, lost" in bad.stderr
+
+
+# -- the plugin monitor ------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "plugins" / "jobgate"
+BASE_PATH = "/usr/bin:/bin"
+
+
+def _monitor() -> dict[str, Any]:
+    manifest = json.loads((PLUGIN / ".claude-plugin" / "plugin.json").read_text("utf-8"))
+    (entry,) = manifest["experimental"]["monitors"]
+    return dict(entry)
+
+
+def _shim(tmp_path: Path) -> Path:
+    """A folder with an executable ``jobgate`` that runs this checkout's jobgate."""
+    folder = tmp_path / "shim-bin"
+    folder.mkdir()
+    exe = folder / "jobgate"
+    exe.write_text(f'#!/bin/sh\nPYTHONPATH="{SRC}" exec "{sys.executable}" -m jobgate "$@"\n')
+    exe.chmod(0o755)
+    return folder
+
+
+def _run_monitor(jg: Env, path: str, **env: str) -> subprocess.Popen[str]:
+    """The monitor as Claude Code 2.1.197 runs it: ``${CLAUDE_PLUGIN_ROOT}`` replaced in
+    its command, which a shell runs in the session's folder, stdout a pipe to Claude."""
+    full = dict(jg.env)
+    full.update(env, PATH=path, CLAUDE_PLUGIN_ROOT=str(PLUGIN))
+    command = _monitor()["command"].replace("${CLAUDE_PLUGIN_ROOT}", str(PLUGIN))
+    return subprocess.Popen(
+        ["sh", "-c", command],
+        cwd=jg.workspace,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_plugin_declares_one_monitor_that_runs_the_watch_script() -> None:
+    entry = _monitor()
+    assert entry["when"] == "always" and entry["name"] and entry["description"]
+    assert entry["command"] == '"${CLAUDE_PLUGIN_ROOT}/scripts/watch.sh"'
+    script = PLUGIN / "scripts" / "watch.sh"
+    assert os.access(script, os.X_OK) and script.read_text().startswith("#!/bin/sh\n")
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "exec jobgate watch --session" in text and "--events finished,lost" in text
+
+
+def test_the_monitor_pushes_a_finished_job_of_its_session_once(jg: Env, tmp_path: Path) -> None:
+    path = f"{_shim(tmp_path)}:{BASE_PATH}"
+    proc = _run_monitor(jg, path, CLAUDE_CODE_SESSION_ID="s1")
+    try:
+        time.sleep(1.5)  # past its start-up
+        theirs = jg.start("true", session="s2")
+        mine = jg.start("sh", "-c", "sleep 0.3; exit 4", name="four", session="s1")
+        jg.wait_for(mine["id"], lambda j: j["status"] == "failed")
+        jg.wait_for(theirs["id"], lambda j: j["status"] == "completed")
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"finished {mine['id']} (four): failed, exit 4"), line
+        assert jg.job(mine["id"])["announcedAt"]
+        assert _announced_by_hook(jg) == []  # the next prompt does not repeat it
+        proc.stdout.close()  # Claude Code is gone
+        assert proc.wait(timeout=8) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert not jg.job(theirs["id"]).get("announcedAt")
+
+
+@pytest.mark.parametrize("case", ["no jobgate on PATH", "no session id"])
+def test_the_monitor_pushes_nothing_and_exits_0_without_what_it_needs(
+    jg: Env, tmp_path: Path, case: str
+) -> None:
+    if case == "no jobgate on PATH":
+        proc = _run_monitor(jg, BASE_PATH, CLAUDE_CODE_SESSION_ID="s1")
+    else:
+        proc = _run_monitor(jg, f"{_shim(tmp_path)}:{BASE_PATH}")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("jobgate plugin: ")
+
+
+def test_the_real_client_validates_the_plugin_with_its_monitor(tmp_path: Path) -> None:
+    found = [
+        p
+        for p in (
+            REPO / "tests" / "e2e" / "node_modules" / ".bin" / "claude",
+            shutil.which("claude"),
+        )
+        if p and os.access(p, os.X_OK)
+    ]
+    if not found:
+        pytest.skip("no Claude Code client here (tests/e2e installs the pinned one with npm ci)")
+    env = dict(os.environ, HOME=str(tmp_path), DISABLE_AUTOUPDATER="1", DISABLE_TELEMETRY="1")
+    env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+    for target in (PLUGIN, REPO):
+        proc = subprocess.run(
+            [str(found[0]), "plugin", "validate", "--strict", str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _wakeups(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc/PID/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and /proc: Linux")
+def test_with_nothing_to_probe_it_does_not_wake_up(jg: Env, watches: list[Watch]) -> None:
+    done = jg.start("true")
+    jg.wait_for(done["id"], lambda j: j["status"] == "completed")  # the state dir exists
+    w = _watch(jg, watches)
+    before = _wakeups(w.proc.pid)
+    time.sleep(3)  # six ticks of 0.5 s, one probe round: none of them needed
+    assert _wakeups(w.proc.pid) - before <= 1
+    job = jg.start("true")  # and a change still wakes it at once
+    assert w.next(timeout=5).startswith(f"started {job['id']}")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Env, kill9, start_running
 from jobgate.claude import announcements
-from jobgate.jobs import transitions, watch
+from jobgate.jobs import idle, transitions, watch
 from jobgate.jobs.transitions import Seen, look
 from jobgate.state import model
 
@@ -163,7 +163,7 @@ def test_a_claim_never_marks_a_foreground_or_unfinished_job(jg: Env) -> None:
 # -- when to stop ------------------------------------------------------------------------------
 def test_a_signal_wakes_the_stopper_at_once() -> None:
     before = signal.getsignal(signal.SIGHUP)
-    with watch.Stopper() as stopper:
+    with idle.Stopper() as stopper:
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGHUP)).start()
         started = time.monotonic()
         assert stopper.wait(10) is True
@@ -175,7 +175,7 @@ def test_a_signal_wakes_the_stopper_at_once() -> None:
 def test_the_guard_sees_its_pipe_reader_go() -> None:
     r, w = os.pipe()
     try:
-        guard = watch.SessionGuard(w)
+        guard = idle.SessionGuard(w)
         assert guard.gone() is None
         os.close(r)
         r = -1
@@ -188,5 +188,62 @@ def test_the_guard_sees_its_pipe_reader_go() -> None:
 
 def test_the_guard_does_not_watch_a_file(tmp_path: Any) -> None:
     with open(tmp_path / "out", "w") as fh:
-        guard = watch.SessionGuard(fh.fileno())
+        guard = idle.SessionGuard(fh.fileno())
         assert guard.gone() is None
+
+
+def test_the_command_line_knows_the_same_events_and_tick() -> None:
+    from jobgate.cli import watch as cli_watch
+
+    assert cli_watch.EVENTS == transitions.EVENTS
+    assert cli_watch.TICK == watch.TICK
+
+
+# -- the loop ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("notify", [True, False], ids=["inotify", "stat-every-tick"])
+def test_the_loop_reports_a_job_and_stops_on_a_signal(jg: Env, notify: bool) -> None:
+    store = jg.store()
+    seen: list[tuple[str, str]] = []
+
+    def later() -> None:
+        job = jg.start("sh", "-c", "sleep 0.3")
+        jg.wait_for(job["id"], lambda j: j["status"] == "completed")
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=later)
+    with idle.Stopper() as stopper:
+        helper.start()
+        why = watch.run(
+            watch.Watcher(store),
+            lambda e: seen.append((e.event, e.job["id"])),
+            stopper,
+            tick=0.1,
+            notify=notify,
+        )
+    helper.join()
+    assert why == "got SIGTERM"
+    assert [event for event, _ in seen] == ["started", "finished"]
+
+
+def test_the_notifier_wakes_on_a_change_and_sees_its_folder_go(tmp_path: Any) -> None:
+    folder = tmp_path / "state"
+    notifier = idle.Notifier()
+    if notifier.fd < 0:
+        pytest.skip("no inotify here")
+    try:
+        assert notifier.watch(str(folder)) is False  # not there yet
+        folder.mkdir()
+        assert notifier.watch(str(folder)) is True
+        assert notifier.drain() is False
+        (folder / "active.json.tmp").write_text("{}")
+        os.replace(folder / "active.json.tmp", folder / "active.json")
+        assert notifier.drain() is True
+        (folder / "active.json").unlink()
+        folder.rmdir()
+        assert notifier.drain() is True
+        assert notifier.watching is False
+    finally:
+        notifier.close()

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from jobgate.state.errors import EXIT_OK
 
+#: mirrors jobgate.jobs.transitions.EVENTS and jobgate.jobs.watch.TICK, which the parser
+#: does not import (``jobgate --help`` stays cheap)
+EVENTS = ("started", "finished", "lost")
+TICK = 0.5
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -17,7 +22,8 @@ if TYPE_CHECKING:
 
 EPILOG = """examples:
   jobgate watch                       # every job of the workspace, one line per transition
-  jobgate watch --session "$JOBGATE_SESSION_ID" --json | jq -c 'select(.event != "started")'
+  jobgate watch --session "$JOBGATE_SESSION_ID" --json | jq -c .job.id
+  jobgate watch --events finished,lost --interval 2   # what the plugin monitor runs
 
 lines: started, finished (completed, failed or cancelled, with the exit code) and lost
 (a job whose processes died without recording an end, written down by whoever saw it
@@ -57,8 +63,47 @@ def add_parser(subparsers: Any) -> None:
         help="only this session's background jobs, each end marked announced "
         "(default: $JOBGATE_SESSION_ID, else every job)",
     )
+    p.add_argument(
+        "--events",
+        type=_events,
+        default=EVENTS,
+        metavar="LIST",
+        help="only these, comma-separated: started, finished, lost (default: all)",
+    )
+    p.add_argument(
+        "--interval",
+        type=_interval,
+        default=TICK,
+        metavar="S",
+        help=f"at most one look at the index per S seconds (default: {TICK}; the plugin "
+        "monitor uses 2, the rate at which Claude Code takes notifications)",
+    )
     p.add_argument("--json", action="store_true", help='one JSON object a line: {"event", "job"}')
     p.set_defaults(handler=cmd_watch)
+
+
+def _events(text: str) -> tuple[str, ...]:
+    import argparse
+
+    chosen = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    bad = [w for w in chosen if w not in EVENTS]
+    if bad or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"expected some of {', '.join(EVENTS)}, comma-separated; got {text!r}"
+        )
+    return chosen
+
+
+def _interval(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.05 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 60, got {text!r}")
+    return value
 
 
 def event_text(event: Event) -> str:
@@ -96,7 +141,7 @@ def event_json(event: Event) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from jobgate.cli import commands
-    from jobgate.jobs import watch
+    from jobgate.jobs import idle, watch
 
     session = commands.session_of(args)
     _root, store = commands.open_store(args)
@@ -107,12 +152,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
         claim = announcements.claim
     render = event_json if args.json else event_text
 
+    wanted = frozenset(args.events)
+
     def emit(event: Event) -> None:
-        commands.emit(render(event))
+        if event.event in wanted:
+            commands.emit(render(event))
 
     watcher = watch.Watcher(store, session, claim=claim)
-    with watch.Stopper() as stopper:
-        why = watch.run(watcher, emit, stopper, watch.SessionGuard())
+    guard = idle.SessionGuard()
+    try:
+        with idle.Stopper() as stopper:
+            why = watch.run(watcher, emit, stopper, guard, tick=args.interval)
+    finally:
+        guard.close()
     _note(f"jobgate: watch ended: {why}")
     return EXIT_OK
 

@@ -1,17 +1,20 @@
 """``jobgate watch``: report each job transition once, as it happens, at almost no cost
 while nothing does. What counts as a transition is :mod:`jobgate.jobs.transitions`'
-(pure); this module reads, probes, writes down and waits.
+(pure); how it sleeps and when it stops, :mod:`jobgate.jobs.idle`; this module reads,
+probes, writes down and claims.
 
 How it waits, holding no lock:
 
-* every :data:`TICK` seconds, one ``os.stat`` of ``active.json`` and of
-  ``finished.jsonl`` (inode, size, mtime): only when one changed is the index read
-  (lock-free, :meth:`~jobgate.state.files.StateDir.snapshot`), and the finished log
-  only when it grew;
-* every :data:`PROBE_EVERY` seconds, a liveness probe of the active jobs it watches
-  (one ``/proc`` read per recorded process): a job whose processes are gone is written
-  down lost as any reader does (:func:`jobgate.jobs.refresh.load`, the only time the
-  lock is taken besides claims), so a SIGKILLed job is reported within seconds.
+* the state dir's changes wake it (inotify, Linux; elsewhere it looks every
+  :data:`TICK` seconds): it then compares one ``os.stat`` of ``active.json`` and of
+  ``finished.jsonl`` (inode, size, mtime) with the last look's, and only when one
+  changed reads the index (lock-free, :meth:`~jobgate.state.files.StateDir.snapshot`),
+  and the finished log only when it grew; at most one look per :data:`TICK`;
+* while it watches active jobs, every :data:`PROBE_EVERY` seconds, a liveness probe of
+  those (one ``/proc`` read per job while its first process lives): a job whose
+  processes are gone is written down lost as any reader does
+  (:func:`jobgate.jobs.refresh.load`, the only time the lock is taken besides claims),
+  so a SIGKILLed job is reported within seconds. With no active job it does not wake.
 
 With a session, each end (``finished``, ``lost``) is *claimed* before it is reported:
 marked announced under the lock on a fresh read by the ``claim`` function the caller
@@ -19,9 +22,9 @@ passes in (:func:`jobgate.claude.announcements.claim`), and reported only if thi
 marked it, so the UserPromptSubmit notice never names it again and a job the notice
 named first is never reported. A busy lock leaves the claim pending for the next tick.
 
-When it stops (:func:`run`): on SIGTERM, SIGINT or SIGHUP; when its parent process is
-gone (it was re-parented); when its stdout is a pipe or socket whose reader is gone (the
-Claude Code session that ran it as a plugin monitor ended, or was killed).
+It stops (:func:`run`) on SIGTERM, SIGINT or SIGHUP; when its parent process is gone;
+when its stdout is a pipe or socket whose reader is gone (the Claude Code session that
+ran it as a plugin monitor ended, or was killed).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 
-from jobgate.jobs import reconcile, refresh, transitions
+from jobgate.jobs import idle, reconcile, refresh, transitions
 from jobgate.proc import liveness
 from jobgate.state import model
 from jobgate.state.store import CorruptFile, LockTimeout, warn
@@ -37,7 +40,6 @@ from jobgate.state.store import CorruptFile, LockTimeout, warn
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import FrameType
 
     from jobgate.state.store import Snapshot, Store
 
@@ -92,6 +94,8 @@ class Watcher:
         self._dead: dict[str, model.Job] = {}
         self._keys: tuple[Key, Key] = (None, None)
         self._warned = False
+        #: look even if the index files did not change (a dead job kept in the view)
+        self.force = False
 
     # -- change detection ------------------------------------------------------------
     def changed(self) -> bool:
@@ -105,6 +109,7 @@ class Watcher:
     def look(self) -> list[transitions.Event]:
         """Read the index (no lock) and return the transitions since the last look, the
         ends claimed first when there is a session. The first look is the baseline."""
+        self.force = False
         keys = self._stat()  # before the read: a change after it is seen next tick
         snap = self._snapshot()
         if snap is None:
@@ -179,6 +184,10 @@ class Watcher:
         return out
 
     # -- liveness ----------------------------------------------------------------------
+    def probing(self) -> bool:
+        """Whether there is an active job to probe (else nothing needs the clock)."""
+        return bool(self._active)
+
     def probe(self) -> bool:
         """Probe the watched active jobs; write down those found dead (as
         :func:`jobgate.jobs.refresh.load` does). True if one was found dead."""
@@ -204,126 +213,89 @@ class Watcher:
             warn(text)
 
 
-# -- when to stop ----------------------------------------------------------------------
-class Stopper:
-    """SIGTERM, SIGINT and SIGHUP ask the loop to stop; :meth:`wait` sleeps until the
-    timeout or such a signal, whichever comes first (a self-pipe woken by the signal)."""
-
-    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._pipe: tuple[int, int] | None = None
-        self._old: dict[int, object] = {}
-        self._old_fd = -1
-
-    def __enter__(self) -> Stopper:
-        import signal
-
-        for name in self.SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                self._old[sig] = signal.signal(sig, self._handle)
-        try:
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            os.set_blocking(w, False)
-            self._old_fd = signal.set_wakeup_fd(w)
-            self._pipe = (r, w)
-        except (OSError, ValueError):  # not the main thread: plain sleeps
-            self._pipe = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        if self._pipe is not None:
-            signal.set_wakeup_fd(self._old_fd)
-            for fd in self._pipe:
-                os.close(fd)
-            self._pipe = None
-        for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
-        self._old.clear()
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        import signal
-
-        self.reason = f"got {signal.Signals(signum).name}"
-
-    def wait(self, timeout: float) -> bool:
-        """Sleep up to ``timeout`` seconds; True when asked to stop."""
-        if self.reason is None:
-            if self._pipe is None:
-                time.sleep(timeout)
-            else:
-                import select
-
-                readable, _, _ = select.select([self._pipe[0]], [], [], timeout)
-                if readable:
-                    try:
-                        os.read(self._pipe[0], 512)
-                    except OSError:
-                        pass
-        return self.reason is not None
-
-
-class SessionGuard:
-    """Whether whoever started this process is gone: its parent (the process is
-    re-parented when it dies), or the reader of its stdout when that is a pipe or a
-    socket (Claude Code reads a plugin monitor's stdout through a pipe until the
-    session ends). One ``getppid`` and one zero-timeout ``poll`` per call."""
-
-    def __init__(self, stdout_fd: int = 1) -> None:
-        import select
-        import stat
-
-        self.parent = os.getppid()
-        self._poll: select.poll | None = None
-        try:
-            mode = os.fstat(stdout_fd).st_mode
-        except OSError:
-            return
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            self._poll = select.poll()
-            self._poll.register(stdout_fd, 0)  # POLLERR and POLLHUP are always reported
-
-    def gone(self) -> str | None:
-        """Why the session is over, or None while it is not."""
-        if os.getppid() != self.parent:
-            return f"its parent process {self.parent} is gone"
-        if self._poll is not None:
-            import select
-
-            for _fd, flags in self._poll.poll(0):
-                if flags & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
-                    return "nothing reads its output any more"
-        return None
-
-
 def run(
     watcher: Watcher,
     emit: Callable[[transitions.Event], None],
-    stopper: Stopper,
-    guard: SessionGuard | None = None,
+    stopper: idle.Stopper,
+    guard: idle.SessionGuard | None = None,
     *,
     tick: float = TICK,
     probe_every: float = PROBE_EVERY,
+    notify: bool = True,
 ) -> str:
     """Report every transition through ``emit`` until asked to stop or the session is
-    gone; returns why it stopped."""
+    gone; returns why it stopped.
+
+    With ``notify`` (and inotify, Linux), the state dir's changes wake it, at most one
+    look per ``tick`` seconds; else it stats the index every ``tick``. Between the two,
+    it wakes only to probe the watched active jobs, every ``probe_every`` seconds, and
+    when a signal comes or the session ends (:mod:`jobgate.jobs.idle`).
+    """
+    notifier = idle.Notifier() if notify else None
+    try:
+        return _loop(watcher, emit, stopper, guard, notifier, tick, probe_every)
+    finally:
+        if notifier is not None:
+            notifier.close()
+
+
+def _loop(
+    watcher: Watcher,
+    emit: Callable[[transitions.Event], None],
+    stopper: idle.Stopper,
+    guard: idle.SessionGuard | None,
+    notifier: idle.Notifier | None,
+    tick: float,
+    probe_every: float,
+) -> str:
+    import select
+
+    poll = select.poll()
+    if stopper.fd >= 0:
+        poll.register(stopper.fd, select.POLLIN)
+    for fd, events in guard.fds() if guard is not None else []:
+        poll.register(fd, events)
+    if notifier is not None and notifier.fd >= 0:
+        poll.register(notifier.fd, select.POLLIN)
+        notifier.watch(watcher.store.state_dir)  # before the first look: no change missed
     for event in watcher.look():
         emit(event)
-    next_probe = time.monotonic() + probe_every
-    while not stopper.wait(tick):
+    last_look = time.monotonic()
+    next_probe = last_look + probe_every
+    due = False  # something may have changed: look once a tick has passed since the last
+    check_every = guard.check_every if guard is not None else 60.0
+    while True:
+        now = time.monotonic()
+        notified = notifier is not None and notifier.watching
+        wake = now + check_every
+        if due or watcher.pending or not notified:
+            wake = min(wake, last_look + tick)
+        if watcher.probing():
+            wake = min(wake, next_probe)
+        if stopper.fd >= 0:
+            poll.poll(max(0.0, wake - now) * 1000)
+            stopper.drain()
+        else:
+            time.sleep(max(0.0, wake - now))
+        if stopper.reason is not None:
+            return stopper.reason
         why = guard.gone() if guard is not None else None
         if why is not None:
             return why
-        look = bool(watcher.pending) or watcher.changed()
-        if time.monotonic() >= next_probe:
-            look = watcher.probe() or look
-            next_probe = time.monotonic() + probe_every
-        if look:
-            for event in watcher.look():
-                emit(event)
-    return stopper.reason or "stopped"
+        if notifier is not None and notifier.fd >= 0:
+            due = notifier.drain() or due
+            if not notifier.watching and notifier.watch(watcher.store.state_dir):
+                due = True  # (again) watched: a change may have come before
+        now = time.monotonic()
+        if watcher.probing() and now >= next_probe:
+            next_probe = now + probe_every
+            if watcher.probe():
+                due = watcher.force = True
+        if not notified or watcher.pending:
+            due = True  # no inotify (or a claim to retry): look at every tick
+        if due and now >= last_look + tick:
+            due = False
+            last_look = now
+            if watcher.force or watcher.pending or watcher.changed():
+                for event in watcher.look():
+                    emit(event)
