@@ -1,6 +1,9 @@
-"""The Claude Code plugin: manifests, hooks.json and slash commands are well formed, and
-every hook command line works when run as Claude Code runs it (``sh -c`` with
-``CLAUDE_PLUGIN_ROOT`` set) — with jobgate on PATH, without it, and with a broken one."""
+"""The Claude Code plugin: manifests, hooks.json and slash commands are well formed (and
+pass the real client's ``claude plugin validate --strict`` when it is installed), and
+every hook works when run as Claude Code 2.1.197 runs it — ``${CLAUDE_PLUGIN_ROOT}``
+replaced as text in ``command`` and each of ``args``, then spawned without a shell (exec
+form) — with jobgate on PATH, without it, with a broken one, and from a plugin folder
+whose path no shell could parse."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ EVENT_OF = {
     "UserPromptSubmit": "user-prompt-submit",
     "Stop": "stop",
     "SessionEnd": "session-end",
+    "StopFailure": "stop-failure",
 }
 COMMANDS = ("task", "status", "result", "cancel", "log", "setup")
 BASE_PATH = "/usr/bin:/bin"
@@ -66,14 +70,46 @@ def test_plugin_manifest_names_the_plugin_and_its_version() -> None:
     assert re.fullmatch(r"[a-z0-9-]+", manifest["name"])
 
 
-def test_hooks_json_wires_each_event_to_the_wrapper_as_a_command_hook() -> None:
+def test_hooks_json_wires_each_event_to_the_wrapper_in_exec_form_with_its_own_timeout() -> None:
     hooks = _hook_commands()
     assert set(hooks) == set(EVENT_OF)
     for event, entries in hooks.items():
         (entry,) = entries
         assert entry["type"] == "command"
-        assert entry["command"] == f'"${{CLAUDE_PLUGIN_ROOT}}/scripts/hook.sh" {EVENT_OF[event]}'
+        # exec form: no shell parses the plugin's path or the event name
+        assert entry["command"] == "${CLAUDE_PLUGIN_ROOT}/scripts/hook.sh"
+        assert entry["args"] == [EVENT_OF[event]]
+        # without its own timeout a SessionEnd hook gets Claude Code's 1.5 s
         assert isinstance(entry["timeout"], int) and entry["timeout"] > 0
+
+
+def test_session_end_timeout_outlasts_the_cleanup_wait() -> None:
+    from jobgate.claude.cleanup import SESSION_END_WAIT
+
+    (end,) = _hook_commands()["SessionEnd"]
+    # Claude Code caps the SessionEnd hooks at 60 s in all; the hook waits up to
+    # SESSION_END_WAIT for its detached cleanup, which then finishes on its own
+    assert SESSION_END_WAIT < end["timeout"] <= 60
+
+
+def test_the_real_client_validates_the_plugin_and_the_marketplace(tmp_path: Path) -> None:
+    from e2e.claude_env import find_client
+
+    client, problem = find_client()
+    if client is None:
+        pytest.skip(problem)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+    for target in (PLUGIN, REPO):
+        proc = subprocess.run(
+            [str(client), "plugin", "validate", "--strict", str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Validation passed" in proc.stdout
 
 
 def test_stop_timeout_leaves_room_for_the_default_review_timeout() -> None:
@@ -120,18 +156,36 @@ def shim(tmp_path: Path) -> Path:
     return folder
 
 
+def _claude_argv(entry: dict[str, Any], root: Path) -> list[str]:
+    """What Claude Code 2.1.197 spawns for a command hook: ``${CLAUDE_PLUGIN_ROOT}``
+    replaced as text, then ``command`` + ``args`` run as they are (exec form) or, without
+    ``args``, ``command`` run by a shell (shell form)."""
+
+    def put(text: str) -> str:
+        return text.replace("${CLAUDE_PLUGIN_ROOT}", str(root))
+
+    if "args" in entry:
+        return [put(entry["command"]), *(put(a) for a in entry["args"])]
+    return ["sh", "-c", put(entry["command"])]
+
+
 def _run_as_claude(
-    jg: Env, event: str, payload: dict[str, Any], path: str, **extra_env: str
+    jg: Env,
+    event: str,
+    payload: dict[str, Any] | str,
+    path: str,
+    root: Path = PLUGIN,
+    **extra_env: str,
 ) -> subprocess.CompletedProcess[str]:
     (entry,) = _hook_commands()[event]
     env = dict(jg.env)
     env.update(extra_env)
     env["PATH"] = path
-    env["CLAUDE_PLUGIN_ROOT"] = str(PLUGIN)
+    env["CLAUDE_PLUGIN_ROOT"] = str(root)
     env["CLAUDE_PROJECT_DIR"] = str(jg.workspace)
     return subprocess.run(
-        ["sh", "-c", entry["command"]],
-        input=json.dumps(payload),
+        _claude_argv(entry, root),
+        input=payload if isinstance(payload, str) else json.dumps(payload),
         capture_output=True,
         text=True,
         env=env,
@@ -175,6 +229,15 @@ def test_every_hook_command_runs_through_the_wrapper(jg: Env, shim: Path, tmp_pa
     assert f"jobgate cancel {running['id']}" in json.loads(stop.stdout)["systemMessage"]
     assert f"jobgate cancel {running['id']}" in stop.stderr
 
+    failure = _run_as_claude(
+        jg,
+        "StopFailure",
+        hook_payload(jg, "stop", "sess-1", hook_event_name="StopFailure", error="rate_limit"),
+        path,
+    )
+    assert failure.returncode == 0 and "decision" not in json.loads(failure.stdout)
+    assert running["id"] in failure.stderr
+
     end = _run_as_claude(
         jg, "SessionEnd", hook_payload(jg, "session-end", "sess-1", reason="other"), path
     )
@@ -183,11 +246,18 @@ def test_every_hook_command_runs_through_the_wrapper(jg: Env, shim: Path, tmp_pa
     assert (final["status"], final["errorMessage"]) == ("cancelled", "session ended")
 
 
+def _payload_for(jg: Env, event: str) -> dict[str, Any]:
+    name = EVENT_OF[event]
+    if name == "stop-failure":  # conftest's hook_payload knows the older events only
+        return hook_payload(jg, "stop", hook_event_name="StopFailure", error="server_error")
+    return hook_payload(jg, name)
+
+
 @pytest.mark.parametrize("event", list(EVENT_OF))
 def test_every_hook_fails_open_when_jobgate_is_not_installed(jg: Env, event: str) -> None:
     if shutil.which("jobgate", path=BASE_PATH):
         pytest.skip(f"a jobgate is installed on {BASE_PATH}")
-    proc = _run_as_claude(jg, event, hook_payload(jg, EVENT_OF[event]), BASE_PATH)
+    proc = _run_as_claude(jg, event, _payload_for(jg, event), BASE_PATH)
     assert (proc.returncode, proc.stdout) == (0, "")
     lines = proc.stderr.splitlines()
     assert len(lines) == 1
@@ -208,16 +278,36 @@ def test_a_broken_jobgate_never_makes_a_hook_block(jg: Env, tmp_path: Path) -> N
 
 
 def test_a_bad_payload_through_the_wrapper_fails_open(jg: Env, shim: Path) -> None:
-    (entry,) = _hook_commands()["Stop"]
-    env = dict(jg.env, PATH=f"{shim}:{BASE_PATH}", CLAUDE_PLUGIN_ROOT=str(PLUGIN))
-    proc = subprocess.run(
-        ["sh", "-c", entry["command"]],
-        input="{not json",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=jg.workspace,
-        timeout=60,
-    )
+    proc = _run_as_claude(jg, "Stop", "{not json", f"{shim}:{BASE_PATH}")
     assert (proc.returncode, proc.stdout) == (0, "")
     assert len(proc.stderr.splitlines()) == 1 and "not valid JSON" in proc.stderr
+
+
+#: a plugin folder no shell command line survives: quotes, $(...), backticks, spaces
+HOSTILE_DIR = 'it\'s $(touch pwned) `touch pwned2` "q" dir'
+
+
+@pytest.mark.parametrize("event", list(EVENT_OF))
+def test_every_hook_runs_from_a_plugin_path_no_shell_could_parse(
+    jg: Env, shim: Path, tmp_path: Path, event: str
+) -> None:
+    root = tmp_path / HOSTILE_DIR / "jobgate"
+    shutil.copytree(PLUGIN, root)
+    running = start_running(jg, "sleep", "300", session="s1")
+    env_file = tmp_path / "claude-env.sh"
+    proc = _run_as_claude(
+        jg,
+        event,
+        _payload_for(jg, event),
+        f"{shim}:{BASE_PATH}",
+        root=root,
+        CLAUDE_ENV_FILE=str(env_file),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "not on PATH" not in proc.stderr and "fails open" not in proc.stderr, proc.stderr
+    assert "No such file" not in proc.stderr and "not found" not in proc.stderr, proc.stderr
+    if event in ("Stop", "StopFailure"):
+        assert running["id"] in proc.stderr  # jobgate itself ran and saw the job
+    if event == "SessionStart":
+        assert env_file.read_text() == "export JOBGATE_SESSION_ID='s1'\n"
+    assert not list(jg.workspace.glob("pwned*"))  # nothing in the path was run
