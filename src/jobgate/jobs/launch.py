@@ -23,6 +23,7 @@ from jobgate.proc import liveness
 from jobgate.state import config as config_mod
 from jobgate.state import model
 from jobgate.state.errors import EXIT_FAILED, JobgateError
+from jobgate.state.fileio import open_log
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
@@ -103,7 +104,7 @@ def start_background(
 def _spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
     """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
     stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
-    err_fd = os.open(job["logFile"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    err_fd = open_log(job["logFile"])
     # A job started from inside another job's command is a job of its own: its worker
     # must not carry the outer job's mark, or ending the outer job's tree (cancel,
     # session end) would end this one too and leave its record to be found "lost".

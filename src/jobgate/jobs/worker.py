@@ -1,8 +1,7 @@
 """The worker: the process that starts a job's command and records how it ended.
 
-Background jobs run it detached (``python -m jobgate.jobs.worker STATE_DIR JOB_ID``, its own
-session, stdio away from the caller); a foreground ``jobgate run`` runs the same code
-in-process and tees the command's output to the terminal.
+Background jobs run it detached (``python -m jobgate.jobs.worker STATE_DIR JOB_ID``, own
+session, stdio away); a foreground ``jobgate run`` runs it in-process, teeing the output.
 
 The command runs in a new session (so it and its process group can be ended as one)
 with ``JOBGATE_JOB_ID`` in its environment, which lets ``cancel`` find descendants that
@@ -22,6 +21,7 @@ import time
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
+from jobgate.state.fileio import READ_FLAGS, open_log
 from jobgate.state.files import LockContext
 from jobgate.state.store import Store, log_line
 
@@ -50,7 +50,7 @@ def _log_size(path: str) -> int:
 def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
     """The last ``limit`` bytes of the command's output (log bytes after ``offset``)."""
     try:
-        with open(log_path, "rb") as fh:
+        with open(open_log(log_path, READ_FLAGS), "rb") as fh:  # a regular file only
             fh.seek(0, os.SEEK_END)
             end = fh.tell()
             start = max(offset, end - limit)
@@ -107,7 +107,7 @@ def _start_command(
                 argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         else:
-            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_log(log_path)
             try:
                 held = start_held(
                     argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd
@@ -134,7 +134,7 @@ def _pump(
     import selectors
 
     assert proc.stdout is not None and proc.stderr is not None
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_log(log_path)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout.fileno(), selectors.EVENT_READ, out)
     sel.register(proc.stderr.fileno(), selectors.EVENT_READ, err)
@@ -306,7 +306,7 @@ def _end_line(log_path: str) -> None:
     """Finish the command's last output line (if it had no newline), so jobgate's own
     line after it stays a line of its own."""
     try:
-        fd = os.open(log_path, os.O_RDWR | os.O_APPEND)
+        fd = open_log(log_path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return
     try:

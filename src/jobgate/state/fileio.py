@@ -239,6 +239,18 @@ def open_regular(path: str, flags: int = READ_FLAGS) -> tuple[int, os.stat_resul
     return fd, st
 
 
+def open_log(path: str, flags: int = APPEND_FLAGS) -> int:
+    """A job log opened to append (created 0600 if missing; ``flags``: to read it,
+    :data:`READ_FLAGS`) — never through a symlink, never a FIFO or a device: those are an
+    :class:`OSError` naming the path, as a disk that refuses the write would be."""
+    import errno
+
+    try:
+        return open_regular(path, flags)[0]
+    except CorruptFile as exc:
+        raise OSError(errno.EINVAL, f"the job log is {exc.reason}", path) from None
+
+
 def read_at_most(fd: int, limit: int, hint: int = 0) -> bytes:
     """What is left to read in ``fd``, up to ``limit + 1`` bytes (more than ``limit``
     means the file is longer than the caller wants)."""

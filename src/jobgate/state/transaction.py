@@ -133,7 +133,7 @@ class Transaction:
             # no index; where links fail it is moved aside now
             target = aside_name(exc.path, "corrupt")
             try:
-                os.link(exc.path, target)
+                os.link(exc.path, target, follow_symlinks=False)
             except OSError:
                 os.replace(exc.path, target)
             if exc.path == self.store.legacy_path:
