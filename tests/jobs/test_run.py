@@ -62,6 +62,8 @@ def test_missing_program_fails_the_job_with_a_clear_message(jg: Env) -> None:
 
 def test_result_of_a_running_job_is_a_clear_error_naming_wait(jg: Env) -> None:
     brief = jg.start("sleep", "300")
+    # running, not still queued (on a busy machine the worker may not have started yet)
+    jg.wait_for(brief["id"], lambda j: j["status"] == "running")
     proc = jg.cli("result", brief["id"])
     assert proc.returncode == 1
     assert proc.stdout == ""
