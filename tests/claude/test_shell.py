@@ -162,6 +162,24 @@ def test_wait_for_jobs_off_by_default_never_blocks(jg: Env) -> None:
     assert _blocked(run_hook(jg, "stop", session="s1")) is None
 
 
+# -- output ----------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"systemMessage": 'quote " backslash \\ tab \t nl \n esc \x1b del \x7f'},
+        {"reason": "ü ß € 中文 🚀 \U0010ffff", "decision": "block"},
+        {"surrogate": "\udcff", "empty": ""},
+        {"hookSpecificOutput": {"hookEventName": "X", "n": [1, -2, True, False, None]}},
+    ],
+)
+def test_hook_output_is_json_that_reads_back_the_same(value: dict[str, Any]) -> None:
+    from jobgate.claude.shell import _json
+
+    text = _json(value)
+    assert text.isascii() and "\n" not in text
+    assert json.loads(text) == value
+
+
 # -- fail open ----------------------------------------
 @pytest.mark.parametrize(
     ("event", "payload", "fragment"),

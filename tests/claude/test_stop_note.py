@@ -116,6 +116,24 @@ def test_a_dead_job_is_never_in_the_note(jg: Env) -> None:
     assert live["id"] in note and dead["id"] not in note
 
 
+def test_printing_the_note_imports_neither_json_nor_re(jg: Env) -> None:
+    """The Stop hook runs at every turn, and prints its note at each one a job runs:
+    writing that JSON must not cost ``import json`` (and its ``re``, ``enum``)."""
+    job = start_running(jg, "sleep", "300", session="s1", name='a "quoted" \\ name, ü 🚀')
+    payload = json.dumps(hook_payload(jg, "stop", "s1"))
+    proc = jg.cli("hook", "stop", input=payload, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "jobgate.claude.shell" in imported  # the measure works
+    assert not imported & {"json", "re", "enum"}, sorted(imported & {"json", "re", "enum"})
+    note = json.loads(proc.stdout)["systemMessage"]
+    assert f'{job["id"]} (a "quoted" \\ name, ü 🚀) is still running' in note
+
+
 # -- the review gate's notes ---------------------------------------------------------------------
 def test_the_reviewers_allow_is_shown_to_the_user(jg: Env, tmp_path: Path) -> None:
     _config(jg, stopReviewGate=True, reviewCommand=_reviewer(tmp_path, "ALLOW: tests pass"))
