@@ -105,11 +105,6 @@ def test_a_finished_job_is_announced_once_at_the_next_prompt(cc: ClaudeEnv) -> N
     assert cc.jobs()[0].get("announcedAt")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 12: the Stop hook's running-jobs note is only on stderr (shown nowhere); "
-    "it is moving into systemMessage",
-)
 def test_the_stop_note_reaches_the_user_as_a_system_message(cc: ClaudeEnv) -> None:
     cc.serve(
         [
