@@ -217,8 +217,10 @@ def test_a_job_recorded_lost_by_another_reader_is_reported_lost_once(
 ) -> None:
     job = start_running(jg, "sleep", "300")
     w = _watch(jg, watches, "--json")
+    w.proc.send_signal(signal.SIGSTOP)  # so that the sweep, not watch, notices first
     kill9(job["pid"], job["commandPid"])
     sweep = jg.cli("sweep", "--json")
+    w.proc.send_signal(signal.SIGCONT)
     assert sweep.returncode == 0, sweep.stderr
     assert job["id"] in sweep.stdout  # the sweep wrote it down, not watch
     line = json.loads(w.next(timeout=8))
@@ -522,13 +524,29 @@ def _wakeups(pid: int) -> int:
     raise AssertionError("no voluntary_ctxt_switches in /proc/PID/status")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify and /proc: Linux")
-def test_with_nothing_to_probe_it_does_not_wake_up(jg: Env, watches: list[Watch]) -> None:
-    done = jg.start("true")
-    jg.wait_for(done["id"], lambda j: j["status"] == "completed")  # the state dir exists
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify, pidfds: Linux")
+def test_it_does_not_wake_up_while_nothing_happens(jg: Env, watches: list[Watch]) -> None:
+    running = [start_running(jg, "sleep", "300") for _ in range(3)]
     w = _watch(jg, watches)
     before = _wakeups(w.proc.pid)
-    time.sleep(3)  # six ticks of 0.5 s, one probe round: none of them needed
+    time.sleep(3)  # six ticks of 0.5 s, a probe round: none of them needed
     assert _wakeups(w.proc.pid) - before <= 1
-    job = jg.start("true")  # and a change still wakes it at once
+    job = jg.start("true")  # a change still wakes it at once
     assert w.next(timeout=5).startswith(f"started {job['id']}")
+    kill9(running[0]["pid"], running[0]["commandPid"])  # and so does a death
+    assert w.until(lambda line: line.startswith("lost"), timeout=5).startswith(
+        f"lost {running[0]['id']}"
+    )
+
+
+def test_a_job_whose_worker_dies_runs_on_until_its_command_dies(
+    jg: Env, watches: list[Watch]
+) -> None:
+    job = start_running(jg, "sleep", "300")
+    w = _watch(jg, watches, "--json")
+    kill9(job["pid"])  # the worker: its command runs on, so the job does
+    assert w.rest(quiet=2.5) == []
+    assert jg.store().read_job(job["id"])["status"] == "running"
+    kill9(job["commandPid"])
+    line = json.loads(w.next(timeout=5))
+    assert (line["event"], line["job"]["id"]) == ("lost", job["id"])

@@ -247,3 +247,32 @@ def test_the_notifier_wakes_on_a_change_and_sees_its_folder_go(tmp_path: Any) ->
         assert notifier.watching is False
     finally:
         notifier.close()
+
+
+@pytest.mark.skipif(not idle.ExitWatch().available, reason="no pidfds here (Linux 5.3+)")
+def test_a_pin_fires_when_its_process_exits_and_moves_to_a_live_one(jg: Env) -> None:
+    import select
+
+    job = start_running(jg, "sleep", "300")
+    exits = idle.ExitWatch()
+    try:
+        assert exits.sync([job]) == []
+        (fd,) = exits.fds()
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        assert poll.poll(0) == []
+        kill9(job["pid"])  # the worker, pinned first
+        assert poll.poll(5000)
+        assert exits.fired({fd}) == [job["id"]]
+        assert exits.sync([job]) == []  # pinned again: on the command, which lives
+        assert exits.fds()
+        (fd,) = exits.fds()
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        kill9(job["commandPid"])
+        assert poll.poll(5000)
+        assert exits.fired({fd}) == [job["id"]]
+        assert exits.sync([job]) == [job]  # nothing left alive to pin: probe it
+        assert exits.sync([]) == [] and exits.fds() == []
+    finally:
+        exits.close()

@@ -10,11 +10,13 @@ How it waits, holding no lock:
   ``finished.jsonl`` (inode, size, mtime) with the last look's, and only when one
   changed reads the index (lock-free, :meth:`~jobgate.state.files.StateDir.snapshot`),
   and the finished log only when it grew; at most one look per :data:`TICK`;
-* while it watches active jobs, every :data:`PROBE_EVERY` seconds, a liveness probe of
-  those (one ``/proc`` read per job while its first process lives): a job whose
-  processes are gone is written down lost as any reader does
+* the exit of a process of a job it watches wakes it too (a pidfd per job, Linux; a job
+  it cannot pin so, and every job elsewhere, is probed every :data:`PROBE_EVERY`
+  seconds instead): it then probes that job (one ``/proc`` read per recorded process),
+  and a job whose processes are all gone is written down lost as any reader does
   (:func:`jobgate.jobs.refresh.load`, the only time the lock is taken besides claims),
-  so a SIGKILLed job is reported within seconds. With no active job it does not wake.
+  so a SIGKILLed job is reported at once, or within seconds. With nothing happening it
+  does not wake at all.
 
 With a session, each end (``finished``, ``lost``) is *claimed* before it is reported:
 marked announced under the lock on a fresh read by the ``claim`` function the caller
@@ -184,15 +186,16 @@ class Watcher:
         return out
 
     # -- liveness ----------------------------------------------------------------------
-    def probing(self) -> bool:
-        """Whether there is an active job to probe (else nothing needs the clock)."""
-        return bool(self._active)
+    @property
+    def active(self) -> list[model.Job]:
+        """The watched active jobs as last read (their identities are what is probed)."""
+        return self._active
 
-    def probe(self) -> bool:
-        """Probe the watched active jobs; write down those found dead (as
-        :func:`jobgate.jobs.refresh.load` does). True if one was found dead."""
+    def probe(self, jobs: list[model.Job] | None = None) -> bool:
+        """Probe ``jobs`` (default: every watched active job); write down those found
+        dead (as :func:`jobgate.jobs.refresh.load` does). True if one was found dead."""
         now = time.time()
-        if not reconcile.find_lost(self._active, liveness.probe, now):
+        if not reconcile.find_lost(self._active if jobs is None else jobs, liveness.probe, now):
             return False
         try:
             jobs, lost = refresh.load(
@@ -226,17 +229,21 @@ def run(
     """Report every transition through ``emit`` until asked to stop or the session is
     gone; returns why it stopped.
 
-    With ``notify`` (and inotify, Linux), the state dir's changes wake it, at most one
-    look per ``tick`` seconds; else it stats the index every ``tick``. Between the two,
-    it wakes only to probe the watched active jobs, every ``probe_every`` seconds, and
-    when a signal comes or the session ends (:mod:`jobgate.jobs.idle`).
+    With ``notify`` (Linux), the state dir's changes (inotify) and the exit of a watched
+    job's process (a pidfd per job) wake it, at most one look per ``tick`` seconds; a job
+    it cannot pin so is probed every ``probe_every`` seconds. Without, it stats the index
+    every ``tick`` and probes every job every ``probe_every``. Signals and the session's
+    end wake it either way (:mod:`jobgate.jobs.idle`).
     """
     notifier = idle.Notifier() if notify else None
+    exits = idle.ExitWatch() if notify else None
     try:
-        return _loop(watcher, emit, stopper, guard, notifier, tick, probe_every)
+        return _loop(watcher, emit, stopper, guard, notifier, exits, tick, probe_every)
     finally:
         if notifier is not None:
             notifier.close()
+        if exits is not None:
+            exits.close()
 
 
 def _loop(
@@ -245,38 +252,42 @@ def _loop(
     stopper: idle.Stopper,
     guard: idle.SessionGuard | None,
     notifier: idle.Notifier | None,
+    exits: idle.ExitWatch | None,
     tick: float,
     probe_every: float,
 ) -> str:
     import select
 
-    poll = select.poll()
-    if stopper.fd >= 0:
-        poll.register(stopper.fd, select.POLLIN)
-    for fd, events in guard.fds() if guard is not None else []:
-        poll.register(fd, events)
+    fixed = [(stopper.fd, select.POLLIN)] if stopper.fd >= 0 else []
+    fixed += guard.fds() if guard is not None else []
     if notifier is not None and notifier.fd >= 0:
-        poll.register(notifier.fd, select.POLLIN)
+        fixed.append((notifier.fd, select.POLLIN))
         notifier.watch(watcher.store.state_dir)  # before the first look: no change missed
     for event in watcher.look():
         emit(event)
+    unpinned = exits.sync(watcher.active) if exits is not None else watcher.active
     last_look = time.monotonic()
     next_probe = last_look + probe_every
     due = False  # something may have changed: look once a tick has passed since the last
-    check_every = guard.check_every if guard is not None else 60.0
+    check_every = guard.check_every if guard is not None else 600.0
     while True:
         now = time.monotonic()
         notified = notifier is not None and notifier.watching
         wake = now + check_every
         if due or watcher.pending or not notified:
             wake = min(wake, last_look + tick)
-        if watcher.probing():
+        if unpinned and notified:  # (ticking, the probe comes at the first tick past it)
             wake = min(wake, next_probe)
-        if stopper.fd >= 0:
-            poll.poll(max(0.0, wake - now) * 1000)
-            stopper.drain()
-        else:
+        poll = select.poll()
+        pinned = exits.fds() if exits is not None else []
+        for fd, events in fixed + [(fd, select.POLLIN) for fd in pinned]:
+            poll.register(fd, events)
+        if fixed or pinned:
+            ready = {fd for fd, _ in poll.poll(max(0.0, wake - now) * 1000)}
+        else:  # nothing to poll (not the main thread, no pidfds): a plain sleep
+            ready = set()
             time.sleep(max(0.0, wake - now))
+        stopper.drain()
         if stopper.reason is not None:
             return stopper.reason
         why = guard.gone() if guard is not None else None
@@ -287,15 +298,22 @@ def _loop(
             if not notifier.watching and notifier.watch(watcher.store.state_dir):
                 due = True  # (again) watched: a change may have come before
         now = time.monotonic()
-        if watcher.probing() and now >= next_probe:
+        fired = set(exits.fired(ready)) if exits is not None else set()
+        suspects = [j for j in watcher.active if j["id"] in fired]
+        if unpinned and now >= next_probe:
             next_probe = now + probe_every
-            if watcher.probe():
-                due = watcher.force = True
+            suspects += unpinned
+        if suspects and watcher.probe(suspects):
+            due = watcher.force = True
         if not notified or watcher.pending:
             due = True  # no inotify (or a claim to retry): look at every tick
+        looked = False
         if due and now >= last_look + tick:
             due = False
             last_look = now
             if watcher.force or watcher.pending or watcher.changed():
+                looked = True
                 for event in watcher.look():
                     emit(event)
+        if looked or suspects:  # the watched jobs changed, or a pinned process ended
+            unpinned = exits.sync(watcher.active) if exits is not None else watcher.active
