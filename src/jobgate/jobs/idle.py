@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
+#: ``poll`` is missing on Windows: the loop then sleeps for its timeouts, no fd wakes it
+HAVE_POLL = hasattr(select, "poll")
+POLLIN = getattr(select, "POLLIN", 1)
+
 
 class Stopper:
     """SIGTERM, SIGINT and SIGHUP ask the loop to stop. Each signal also writes a byte
@@ -112,7 +116,7 @@ class SessionGuard:
             mode = os.fstat(stdout_fd).st_mode
         except OSError:
             mode = 0
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        if HAVE_POLL and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
             self.stdout_fd = stdout_fd
         pidfd_open = getattr(os, "pidfd_open", None)
         if pidfd_open is not None and self.parent > 1:
@@ -137,7 +141,7 @@ class SessionGuard:
         """``(fd, events)`` to poll: what wakes the loop when the session is over."""
         out = []
         if self.parent_fd >= 0:
-            out.append((self.parent_fd, select.POLLIN))
+            out.append((self.parent_fd, POLLIN))
         if self.stdout_fd >= 0:
             out.append((self.stdout_fd, 0))  # POLLERR and POLLHUP are always reported
         return out

@@ -258,10 +258,10 @@ def _loop(
 ) -> str:
     import select
 
-    fixed = [(stopper.fd, select.POLLIN)] if stopper.fd >= 0 else []
+    fixed = [(stopper.fd, idle.POLLIN)] if stopper.fd >= 0 else []
     fixed += guard.fds() if guard is not None else []
     if notifier is not None and notifier.fd >= 0:
-        fixed.append((notifier.fd, select.POLLIN))
+        fixed.append((notifier.fd, idle.POLLIN))
         notifier.watch(watcher.store.state_dir)  # before the first look: no change missed
     for event in watcher.look():
         emit(event)
@@ -278,14 +278,14 @@ def _loop(
             wake = min(wake, last_look + tick)
         if unpinned and notified:  # (ticking, the probe comes at the first tick past it)
             wake = min(wake, next_probe)
-        poll = select.poll()
         pinned = exits.fds() if exits is not None else []
-        for fd, events in fixed + [(fd, select.POLLIN) for fd in pinned]:
-            poll.register(fd, events)
-        if fixed or pinned:
+        ready: set[int] = set()
+        if (fixed or pinned) and idle.HAVE_POLL:
+            poll = select.poll()
+            for fd, events in fixed + [(fd, idle.POLLIN) for fd in pinned]:
+                poll.register(fd, events)
             ready = {fd for fd, _ in poll.poll(max(0.0, wake - now) * 1000)}
-        else:  # nothing to poll (not the main thread, no pidfds): a plain sleep
-            ready = set()
+        else:  # nothing to poll (not the main thread, no pidfds, no poll): a plain sleep
             time.sleep(max(0.0, wake - now))
         stopper.drain()
         if stopper.reason is not None:
