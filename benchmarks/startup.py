@@ -71,7 +71,15 @@ def check_hook(proc: subprocess.CompletedProcess[bytes]) -> str | None:
     if proc.returncode != 0:
         return f"exit {proc.returncode}: {err.strip()[:200]}"
     if proc.stdout.strip():
-        return f"printed a decision (gate should be off): {proc.stdout[:200]!r}"
+        # a note for the user (systemMessage) is fine; a decision is not: the gate is off
+        import json
+
+        try:
+            decision = json.loads(proc.stdout).get("decision")
+        except (ValueError, AttributeError):
+            return f"printed something that is not a hook's JSON: {proc.stdout[:200]!r}"
+        if decision is not None:
+            return f"printed a decision (gate should be off): {proc.stdout[:200]!r}"
     return None
 
 
