@@ -77,8 +77,11 @@ def test_launchers_and_workers_killed_at_random_lose_no_acknowledged_job(jg: Env
                 if launchers[i].poll() is None and rng.random() < 0.3:
                     # the launcher and whatever jobgate command it is running right now
                     for child in psutil.Process(launchers[i].pid).children(recursive=True):
-                        if "JOBGATE_WORKER_OF" not in child.environ():
-                            child.kill()
+                        try:
+                            if "JOBGATE_WORKER_OF" not in child.environ():
+                                child.kill()
+                        except psutil.Error:  # already gone, or a zombie: nothing to kill
+                            pass
                     launchers[i].kill()
                     doomed.discard(i)
                     killed.add(i)
