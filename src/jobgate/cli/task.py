@@ -31,24 +31,10 @@ add your own: jobgate config set agents.NAME '["prog", "--flag", "{prompt}"]'
 
 def add_parser(subparsers: Any) -> None:
     """Register ``task`` on the main parser's subparsers."""
-    import argparse
+    from jobgate.cli.args import subcommand
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--cwd",
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="workspace directory (default: the current directory)",
-    )
     help_ = "run an agent CLI (codex, claude, ...) on a prompt as a tracked job"
-    p = subparsers.add_parser(
-        "task",
-        parents=[common],
-        help=help_,
-        description=help_,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = subcommand(subparsers, "task", help_, EPILOG)
     p.add_argument(
         "--agent",
         "-a",

@@ -39,24 +39,10 @@ _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
 
 def add_parser(subparsers: Any) -> None:
     """Register ``watch`` on the main parser's subparsers."""
-    import argparse
+    from jobgate.cli.args import subcommand
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--cwd",
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="workspace directory (default: the current directory)",
-    )
     help_ = "print one line per job transition (started, finished, lost) as it happens"
-    p = subparsers.add_parser(
-        "watch",
-        parents=[common],
-        help=help_,
-        description=help_,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = subcommand(subparsers, "watch", help_, EPILOG)
     p.add_argument(
         "--session",
         metavar="ID",
@@ -95,15 +81,9 @@ def _events(text: str) -> tuple[str, ...]:
 
 
 def _interval(text: str) -> float:
-    import argparse
+    from jobgate.cli.args import seconds
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0.05 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 60, got {text!r}")
-    return value
+    return seconds(text, 0.05, 60)
 
 
 def event_text(event: Event) -> str:

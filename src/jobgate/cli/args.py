@@ -1,0 +1,43 @@
+"""What the subcommand modules share in their arguments: a subcommand with ``--cwd``, a
+help line and an example, and a number of seconds."""
+
+from __future__ import annotations
+
+import argparse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def subcommand(subparsers: Any, name: str, help_: str, epilog: str) -> argparse.ArgumentParser:
+    """Register ``name`` with ``--cwd DIR``, ``help_`` as its help and description, and
+    ``epilog`` (examples) printed as written."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--cwd",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="workspace directory (default: the current directory)",
+    )
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        parents=[common],
+        help=help_,
+        description=help_,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def seconds(text: str, low: float = 0.0, high: float | None = None) -> float:
+    """``text`` as seconds from ``low`` (to ``high``), else an argparse type error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value != value or value < low or (high is not None and value > high):
+        span = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
+        raise argparse.ArgumentTypeError(f"expected seconds {span}, got {text!r}")
+    return value
