@@ -35,6 +35,20 @@ class Env:
         self.env.pop("CLAUDE_PLUGIN_DATA", None)
         self.env["PYTHONPATH"] = SRC + os.pathsep + self.env.get("PYTHONPATH", "")
 
+    def popen(self, *args: str, **kw: Any) -> subprocess.Popen[str]:
+        """Start ``python -m jobgate ARGS`` in the workspace (stdin closed, stdout and
+        stderr piped, text); ``kw`` overrides any of that. The caller reaps it."""
+        options: dict[str, Any] = dict(
+            cwd=self.workspace,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        options.update(kw)
+        return subprocess.Popen([sys.executable, "-m", "jobgate", *args], **options)
+
     def cli(
         self,
         *args: str,

@@ -31,15 +31,7 @@ class Watch:
     def __init__(self, jg: Env, *args: str, env: dict[str, str] | None = None) -> None:
         full = dict(jg.env)
         full.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jobgate", "watch", *args],
-            cwd=jg.workspace,
-            env=full,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.proc = jg.popen("watch", *args, env=full)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -310,15 +302,7 @@ def test_it_ends_when_its_parent_dies(jg: Env) -> None:
 
 
 def test_it_ends_when_nothing_reads_its_output(jg: Env) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jobgate", "watch"],
-        cwd=jg.workspace,
-        env=jg.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = jg.popen("watch")
     try:
         time.sleep(1.5)  # past its start-up
         assert proc.poll() is None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -99,18 +97,7 @@ def test_readers_racing_on_an_unreadable_index_quarantine_it_once(jg: Env) -> No
     ids = _two_finished_jobs(jg)
     state_dir = jg.state_dir()
     (state_dir / "active.json").write_bytes(b"{broken")
-    readers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "jobgate", "status", "--all", "--json"],
-            cwd=jg.workspace,
-            env=jg.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
+    readers = [jg.popen("status", "--all", "--json") for _ in range(6)]
     outputs = [p.communicate(timeout=60) for p in readers]
     assert [p.returncode for p in readers] == [0] * len(readers), outputs
     for stdout, _stderr in outputs:

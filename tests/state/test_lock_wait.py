@@ -72,15 +72,7 @@ def _wait_behind(jg: Env, holder: subprocess.Popen[str], running: str) -> None:
     """``run -- true`` waits for ``holder``'s lock, says so, and runs once it is released;
     meanwhile the Stop hook (which names the job ``running``) says nothing of the lock."""
     started = time.monotonic()
-    waiter = subprocess.Popen(
-        [sys.executable, "-m", "jobgate", "run", "--", "true"],
-        cwd=jg.workspace,
-        env=jg.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    waiter = jg.popen("run", "--", "true")
     try:
         notice = _line(waiter.stderr, 15)
         waited = time.monotonic() - started
