@@ -173,9 +173,9 @@ def test_wait_for_jobs_off_by_default_never_blocks(jg: Env) -> None:
     ],
 )
 def test_hook_output_is_json_that_reads_back_the_same(value: dict[str, Any]) -> None:
-    from jobgate.claude.shell import _json
+    from jobgate.state.jsonload import dumps  # what the hook shell prints with
 
-    text = _json(value)
+    text = dumps(value)
     assert text.isascii() and "\n" not in text
     assert json.loads(text) == value
 

@@ -96,3 +96,16 @@ def test_invalid_json_is_a_value_error_naming_the_place_even_before_json_is_impo
         [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"systemMessage": 'tâche \udcff\n"x" \x1b', "n": [1, None, True, 2.5]}, [], "中", {}],
+)
+def test_dumps_writes_what_json_dumps_writes(value: object) -> None:
+    assert jsonload.dumps(value) == json.dumps(value)
+
+
+def test_dumps_refuses_what_json_cannot_write() -> None:
+    with pytest.raises(TypeError):
+        jsonload.dumps({"a": object()})

@@ -167,49 +167,12 @@ def _emit(stdout: dict[str, Any] | None, notes: list[str]) -> None:
             sys.stderr.write("".join(" ".join(n.split()) + "\n" for n in notes))
             sys.stderr.flush()
         if stdout is not None:
-            sys.stdout.write(_json(stdout) + "\n")
+            from jobgate.state import jsonload  # json.dumps without importing json
+
+            sys.stdout.write(jsonload.dumps(stdout) + "\n")
             sys.stdout.flush()
     except (OSError, ValueError):
         pass
-
-
-def _json(value: object) -> str:
-    """``value`` (dicts, lists, strings, numbers, booleans, None: what a hook prints) as
-    one line of JSON in ASCII, without importing :mod:`json` (and its :mod:`re` and
-    :mod:`enum`): the Stop hook prints its note at every turn a job runs. Anything else
-    goes through :func:`jobgate.state.fileio.json_text`."""
-    if isinstance(value, str):
-        return '"' + value.translate(_JSON_ESCAPES) + '"'
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return "{" + ", ".join(f"{_json(k)}: {_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_json(v) for v in value) + "]"
-    from jobgate.state.fileio import json_text
-
-    return json_text(value)
-
-
-class _JsonEscapes(dict[int, str]):
-    """``str.translate`` table: ``"`` and ``\\`` escaped, printable ASCII as it is, every
-    other character as ``\\uXXXX`` (a surrogate pair above U+FFFF)."""
-
-    def __missing__(self, code: int) -> str:
-        if 0x20 <= code < 0x7F:
-            text = chr(code)
-        elif code > 0xFFFF:
-            code -= 0x10000
-            text = f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
-        else:
-            text = f"\\u{code:04x}"
-        self[code] = text
-        return text
-
-
-_JSON_ESCAPES = _JsonEscapes({ord('"'): '\\"', ord("\\"): "\\\\"})
 
 
 class Context:

@@ -1,4 +1,4 @@
-"""``json.loads`` for the hot path, without importing :mod:`json`.
+"""``json.loads`` and ``json.dumps`` for the hot path, without importing :mod:`json`.
 
 ``import json`` also imports :mod:`re` and :mod:`enum` (its decoder and encoder compile
 regular expressions at import): ~4 ms of a Stop hook that takes ~22 ms, paid at every
@@ -6,9 +6,10 @@ turn of a Claude Code session though the hook only ever *reads* JSON there. The 
 that does the work is CPython's C scanner (``_json.make_scanner``), which ``json``
 itself uses; this module drives it directly, with the same defaults as ``json.loads``
 (strict strings, ``NaN``/``Infinity`` accepted, leading and trailing whitespace
-allowed, nothing after the document). Where ``_json`` is missing (another Python),
-:mod:`json` is used. Writing JSON still imports :mod:`json` (see
-:func:`jobgate.state.fileio.json_text`).
+allowed, nothing after the document). :func:`dumps` likewise drives the C encoder
+(``_json.make_encoder``), for what a hook prints at every turn a job runs. Where
+``_json`` is missing (another Python), :mod:`json` is used. State files are still
+written with :mod:`json` (see :func:`jobgate.state.fileio.json_text`).
 """
 
 from __future__ import annotations
@@ -71,3 +72,22 @@ def loads(data: bytes | str) -> Any:
     if text[end:].strip(WHITESPACE):
         raise ValueError(f"Extra data: char {end}")
     return obj
+
+
+def _unsupported(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(value)``: one line, ASCII only (so any text prints on any stdout)."""
+    try:
+        import _json
+
+        encode: Any = _json.make_encoder(
+            None, _unsupported, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+        )
+    except (ImportError, AttributeError):  # no C accelerator
+        import json
+
+        return json.dumps(value)
+    return "".join(encode(value, 0))
