@@ -36,7 +36,6 @@ TRAILER_BYTES = 16 * 1024
 
 #: read a log without following a symlink or blocking on a FIFO (where the OS has them)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def to_json(obj: Any) -> str:
@@ -72,22 +71,6 @@ def status_json(
 
 
 # -- safe text ---------------------------------------------------------------------------
-def _escape(ch: str) -> str:
-    """A character :meth:`str.isprintable` refuses, as a backslash escape. An undecodable
-    byte (U+DCA0..U+DCFF, see :func:`jobgate.state.fileio.tolerant_stdio`) stays, to be
-    printed back as that byte; one that would be a C1 control (0x80..0x9F) is escaped."""
-    if ch in _NAMED:
-        return _NAMED[ch]
-    n = ord(ch)
-    if 0xDCA0 <= n <= 0xDCFF:
-        return ch
-    if 0xDC80 <= n < 0xDCA0:
-        return f"\\x{n - 0xDC00:02x}"
-    if n < 0x100:
-        return f"\\x{n:02x}"
-    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
-
-
 def _width(ch: str) -> int:
     """Terminal columns of one printable character: 2 for wide ones (CJK), 0 for marks."""
     if ch.isascii():
@@ -110,8 +93,8 @@ def clean(text: object, limit: int) -> str:
     widths: list[int] = []
     used = 0
     for ch in s:
-        piece = ch if ch.isprintable() else _escape(ch)
-        width = _width(ch) if piece is ch else len(piece)
+        piece = model.one_line(ch)
+        width = _width(ch) if piece == ch else len(piece)
         if used + width > limit:
             while pieces and used + 1 > limit:  # room for the ellipsis
                 used -= widths.pop()

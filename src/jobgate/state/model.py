@@ -107,13 +107,32 @@ def kind_problem(kind: str) -> str | None:
     return f"invalid kind {kind!r}: use {KIND_RULE}"
 
 
-#: what :func:`one_line` writes for each control character
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+class _Escapes(dict[int, str]):
+    """The :meth:`str.translate` table of :func:`one_line`, filled as characters come:
+    each one :meth:`str.isprintable` refuses becomes a backslash escape. An undecodable
+    byte (U+DCA0..U+DCFF, see :func:`jobgate.state.fileio.tolerant_stdio`) stays, to be
+    printed back as that byte; one that would be a C1 control (0x80..0x9F) is escaped."""
+
+    def __missing__(self, n: int) -> str:
+        ch = chr(n)
+        if ch.isprintable() or 0xDCA0 <= n <= 0xDCFF:
+            text = ch
+        elif 0xDC80 <= n < 0xDCA0:
+            text = f"\\x{n - 0xDC00:02x}"
+        elif n < 0x100:
+            text = f"\\x{n:02x}"
+        else:
+            text = f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+        self[n] = text
+        return text
+
+
+_ESCAPES = _Escapes({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
 
 
 def one_line(text: str) -> str:
-    """``text`` with every control character escaped (``\\n``, ``\\r``, ``\\t``, ``\\x1b``...),
+    """``text`` with every character that is not printable escaped (``\\n``, ``\\r``,
+    ``\\t``, ``\\x1b``, ``\\u202e``...),
     so a message that echoes a name, a command or a path stays one line and sends no
     terminal escape: how a record's text is shown in an error or a lock notice."""
     return text.translate(_ESCAPES)
