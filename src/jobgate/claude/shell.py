@@ -229,12 +229,7 @@ class Context:
         from jobgate.state import config
 
         if key in self._config:
-            value = self._config[key]
-            try:
-                return config.validate(key, value)
-            except JobgateError as exc:
-                # never silently the default (as config.effective): say which key, once
-                config._warn_once(config.problem(key, value, exc))
+            return config.usable(key, self._config[key], config.DEFAULTS[key])
         return config.DEFAULTS[key]
 
 

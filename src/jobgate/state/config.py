@@ -172,11 +172,8 @@ def effective(stored: dict[str, Any]) -> dict[str, Any]:
     out = dict(DEFAULTS)
     agents = {name: list(argv) for name, argv in BUILTIN_AGENTS.items()}
     for key, value in stored.items():
-        try:
-            typed = validate(key, value)
-        except JobgateError as exc:
-            # a hand-edited value jobgate cannot use is never silently the default
-            _warn_once(problem(key, value, exc))
+        typed = usable(key, value, _INVALID)
+        if typed is _INVALID:
             continue
         if key.startswith("agents."):
             agents[key[len("agents.") :]] = typed
@@ -237,6 +234,20 @@ def problems(stored: dict[str, Any]) -> dict[str, str]:
 
 #: the problems already warned about by this process: each is said once
 _WARNED: set[str] = set()
+
+
+_INVALID = object()
+
+
+def usable(key: str, value: Any, default: Any) -> Any:
+    """The stored ``value`` of ``key`` as jobgate uses it, or ``default`` when it is not
+    valid — then with one warning on stderr naming the key (once per process): a
+    hand-edited value jobgate cannot use is never silently the default."""
+    try:
+        return validate(key, value)
+    except JobgateError as exc:
+        _warn_once(problem(key, value, exc))
+        return default
 
 
 def _warn_once(text: str) -> None:
