@@ -215,13 +215,11 @@ class Snapshot:
         if self._all is None and newest is not None:
             if newest <= 0 or not self.log_bytes:
                 return []
-            found = index.latest(
+            # log_bytes counts the lines past the cursor too: the recovered are in there
+            newest_first = reversed(
                 index.read_newest(self.store.finished_path, self.log_bytes, newest)
             )
-            for job_id, job in self.recovered.items():
-                found.pop(job_id, None)
-                found[job_id] = job
-            return list(reversed(found.values()))[:newest]
+            return list(newest_first)[:newest]
         if self._all is None:
             data = b""
             if self.log_bytes:
@@ -229,8 +227,7 @@ class Snapshot:
             lines, _end, bad = index.parse_lines(data)
             if bad:
                 warn(f"skipped {bad} unreadable line(s) of {self.store.finished_path}")
-            found = index.latest(lines + list(self.recovered.values()))
-            self._all = list(found.values())
+            self._all = list(index.latest(lines).values())
         out = list(reversed(self._all))
         return out if newest is None else out[:newest]
 
