@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.fixtures import Sleepers, build_state, make_workspace
 from benchmarks.run_background import wait_job_done
-from benchmarks.startup import check_hook, check_status, hook_available, stop_payload
+from benchmarks.startup import check_status, hook_available, hook_case, stop_payload
 from benchmarks.timing import Case, Checker, Row, log, p90, peak_rss_kb, run_interleaved
 
 FINISHED_SIZES = (10, 100, 1_000, 10_000)
@@ -147,17 +147,7 @@ def bench_size(
         ]
         hook_problem = hook_available()
         if hook_problem is None:
-            cases.insert(
-                1,
-                Case(
-                    "hook",
-                    COLUMNS["hook"],
-                    [*jg, "hook", "stop"],
-                    ws,
-                    stdin=payload,
-                    check=check_hook,
-                ),
-            )
+            cases.insert(1, hook_case(COLUMNS["hook"], jg, ws, payload))
         log(f"scaling: {label}: {rounds} interleaved rounds of {len(cases)} cases")
         problems = run_interleaved(cases, env, rounds)
         if hook_problem is not None:

@@ -83,6 +83,11 @@ def check_hook(proc: subprocess.CompletedProcess[bytes]) -> str | None:
     return None
 
 
+def hook_case(label: str, jg: list[str], ws: str, payload: bytes) -> Case:
+    """``jobgate hook stop`` in ``ws`` with a Stop ``payload``, its output checked."""
+    return Case("hook", label, [*jg, "hook", "stop"], ws, stdin=payload, check=check_hook)
+
+
 def hook_available() -> str | None:
     """None if ``jobgate hook stop`` exists in the installed jobgate, else why not."""
     import importlib.util
@@ -164,16 +169,7 @@ def bench_startup(
             )
         )
     if hook_problem is None:
-        cases.append(
-            Case(
-                "hook",
-                LABELS["hook"],
-                [*jg, "hook", "stop"],
-                wshook,
-                stdin=payload,
-                check=check_hook,
-            )
-        )
+        cases.append(hook_case(LABELS["hook"], jg, wshook, payload))
     log(f"timing subprocess cases, {rounds} interleaved rounds")
     problems = run_interleaved(cases, env, rounds)
     if hook_problem is not None:
