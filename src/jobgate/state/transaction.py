@@ -17,10 +17,17 @@ writers (temp files, logs no record names) are swept at those rewrites.
 
 from __future__ import annotations
 
+# json and zlib are imported with this module, which Store.transaction imports before it
+# takes the lock: an import under the lock is time every waiting writer waits too, and on
+# a loaded machine each one is a trip through the run queue while holding it (measured:
+# json, zlib and the settings module were imported inside the critical section of every
+# launch and every finish).
+import json  # noqa: F401  (fileio.json_text: job files)
 import os
 import time
+import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
-from jobgate.state import index, model
+from jobgate.state import config, index, model
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
     CorruptFile,
@@ -229,13 +236,11 @@ class Transaction:
         """Prune to the workspace's ``maxJobs`` finished jobs at commit; ``spare`` (a job
         that finishes in this transaction) is kept even beyond that, so its outcome can
         be read once. An unreadable ``config.json`` leaves retention alone."""
-        from jobgate.state import config as config_mod
-
         if spare is not None:
             self.spare = self.spare | {spare}
         try:
             stored = self.store.read_config()
-            self.max_finished = int(config_mod.effective(stored)["maxJobs"])
+            self.max_finished = int(config.effective(stored)["maxJobs"])
         except (JobgateError, ValueError, TypeError, KeyError):
             self.max_finished = None
 
