@@ -1,0 +1,220 @@
+"""Writers that wait for the state lock get it in the order they came (issue 15: "waiting
+writers are served in arrival order"), a writer killed while it waits does not hold up
+the ones behind it, and the queue file does not grow without end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Env
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/proc/locks") or os.name != "posix",
+    reason="tells that a writer waits for the lock from /proc/locks (Linux)",
+)
+
+#: holds the state lock until its stdin closes; says "held" once it has it
+HOLD = (
+    "import sys\n"
+    "from jobgate.state.files import StateDir\n"
+    "with StateDir(sys.argv[1], sys.argv[2]).lock(timeout=60):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+#: waits for the lock; once it has it, appends its name to a file and holds it a moment
+WAITER = (
+    "import sys, time\n"
+    "from jobgate.state.files import StateDir\n"
+    "with StateDir(sys.argv[1], sys.argv[2]).lock(timeout=60):\n"
+    "    with open(sys.argv[3], 'a') as f:\n"
+    "        f.write(sys.argv[4] + '\\n')\n"
+    "    time.sleep(0.02)\n"
+)
+
+
+def _wait_for(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _blocked(paths: list[str]) -> int:
+    """How many lock requests on these files wait right now (``/proc/locks``: a blocked
+    request is a ``->`` line naming the file's inode), whether in flock or in the queue."""
+    inodes = set()
+    for path in paths:
+        try:
+            inodes.add(os.stat(path).st_ino)
+        except FileNotFoundError:
+            continue
+    count = 0
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" not in fields:
+            continue
+        where = fields[fields.index("->") + 5]  # after type, advisory, mode, pid
+        if int(where.rsplit(":", 1)[1]) in inodes:
+            count += 1
+    return count
+
+
+def _queue_size(queue: Path) -> int:
+    try:
+        return queue.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _start_holder(jg: Env) -> subprocess.Popen[str]:
+    store = jg.store()
+    store.ensure()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, store.state_dir, store.workspace_root],
+        env=jg.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def _queue_waiters(
+    jg: Env, names: list[str], order_file: Path
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start one waiter per name, each only once the one before it has queued (its byte
+    is in the queue file), so their arrival order is known."""
+    store = jg.store()
+    files = [store.lock_path, store.lock_path + ".queue"]
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    for name in names:
+        before = len(waiters)
+        waiters[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WAITER,
+                store.state_dir,
+                store.workspace_root,
+                str(order_file),
+                name,
+            ],
+            env=jg.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        _wait_for(lambda n=before: _blocked(files) > n, f"waiter {name} to wait for the lock")
+    return waiters
+
+
+def _reap(procs: list[subprocess.Popen[str]] | list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_waiting_writers_get_the_lock_in_the_order_they_came(jg: Env, tmp_path: Path) -> None:
+    order_file = tmp_path / "order"
+    names = [f"w{i}" for i in range(8)]
+    holder = _start_holder(jg)
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        waiters = _queue_waiters(jg, names, order_file)
+        assert holder.stdin is not None
+        holder.stdin.close()
+        for proc in waiters.values():
+            assert proc.wait(timeout=60) == 0
+        assert order_file.read_text().split() == names
+    finally:
+        _reap([holder])
+        _reap(list(waiters.values()))
+
+
+def test_a_writer_killed_while_it_waits_does_not_hold_up_the_ones_behind_it(
+    jg: Env, tmp_path: Path
+) -> None:
+    order_file = tmp_path / "order"
+    holder = _start_holder(jg)
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        waiters = _queue_waiters(jg, ["a", "b", "c", "d"], order_file)
+        os.kill(waiters["b"].pid, signal.SIGKILL)
+        waiters["b"].wait(timeout=30)
+        assert holder.stdin is not None
+        holder.stdin.close()
+        for name in ("a", "c", "d"):
+            assert waiters[name].wait(timeout=60) == 0
+        assert order_file.read_text().split() == ["a", "c", "d"]
+    finally:
+        _reap([holder])
+        _reap(list(waiters.values()))
+
+
+def test_the_queue_file_is_emptied_once_nobody_waits(jg: Env, tmp_path: Path) -> None:
+    order_file = tmp_path / "order"
+    holder = _start_holder(jg)
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        waiters = _queue_waiters(jg, ["x", "y", "z"], order_file)
+        queue = Path(jg.store().lock_path + ".queue")
+        assert _queue_size(queue) == 3
+        assert holder.stdin is not None
+        holder.stdin.close()
+        for proc in waiters.values():
+            assert proc.wait(timeout=60) == 0
+        assert _queue_size(queue) == 0
+        assert oct(queue.stat().st_mode & 0o777) == oct(0o600)
+    finally:
+        _reap([holder])
+        _reap(list(waiters.values()))
+
+
+def test_a_queue_file_that_cannot_be_written_only_costs_the_order(jg: Env, tmp_path: Path) -> None:
+    """The queue is a courtesy: with no way to queue (its path taken by a folder), writers
+    still get the lock one at a time, through flock alone."""
+    order_file = tmp_path / "order"
+    store = jg.store()
+    store.ensure()
+    os.mkdir(store.lock_path + ".queue")
+    holder = _start_holder(jg)
+    waiters: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in ("p", "q"):
+            waiters.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WAITER,
+                        store.state_dir,
+                        store.workspace_root,
+                        str(order_file),
+                        name,
+                    ],
+                    env=jg.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(0.3)
+        assert not order_file.exists()  # nobody got past the holder
+        assert holder.stdin is not None
+        holder.stdin.close()
+        for proc in waiters:
+            assert proc.wait(timeout=60) == 0
+        assert sorted(order_file.read_text().split()) == ["p", "q"]
+    finally:
+        _reap([holder])
+        _reap(waiters)
