@@ -148,14 +148,15 @@ def latest(lines: list[model.Job]) -> dict[str, model.Job]:
 
 
 def lines_text(jobs: list[model.Job]) -> bytes:
-    """The log lines of ``jobs``: compact JSON, each starting with its ``"id"``."""
+    """The log lines of ``jobs``: compact JSON, each starting with its ``"id"``, without
+    the keys only the job file keeps (:data:`jobgate.state.model.LOG_LINE_DROPS`)."""
     from jobgate.state.fileio import json_text
 
     out = []
     for job in jobs:
-        if next(iter(job)) != "id":
-            job = {"id": job["id"], **job}
-        out.append(json_text(job, separators=(",", ":")) + "\n")
+        line = {"id": job["id"]}
+        line.update((k, v) for k, v in job.items() if k not in model.LOG_LINE_DROPS)
+        out.append(json_text(line, separators=(",", ":")) + "\n")
     return "".join(out).encode("utf-8")
 
 

@@ -52,6 +52,11 @@ WORKER_ENV = "JOBGATE_WORKER_OF"
 
 #: keys kept only in ``jobs/<id>.json``, never in the index
 HEAVY_KEYS = frozenset(("output",))
+#: keys a finished job's line in ``finished.jsonl`` leaves to its job file too: the
+#: process identities (about 40% of a line) matter while a job is active and to
+#: ``cancel`` of a lost job, which reads the job file; ``status --all --json`` passes the
+#: lines on as they are, so every byte here is a byte it reads and writes
+LOG_LINE_DROPS = frozenset(("workerProcess", "commandProcess"))
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 

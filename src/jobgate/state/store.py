@@ -7,6 +7,7 @@ Layout (see "Where the state lives" in the README)::
                     (the format and its crash rules: :mod:`jobgate.state.index`)
     config.json     settings, kept apart so index damage cannot erase them
     state.lock      the inter-process lock
+    state.lock.queue  writers waiting for it, in arrival order (:mod:`jobgate.state.locking`)
     jobs/<id>.json  full record of one job
     jobs/<id>.log   combined output and timestamped progress lines
 
