@@ -163,8 +163,10 @@ def test_an_end_that_reached_only_the_job_file_is_recorded_not_marked_lost(jg: E
         assert time.monotonic() < deadline, "the killed job's processes did not die"
         time.sleep(0.02)
     store = jg.store()
-    record = store.read_job(job_id)
-    assert record is not None and record["status"] == "running"
+    # what the worker writes at the end: its job file under the (fresher) active summary
+    (summary,) = [j for j in _active(store)["jobs"] if j["id"] == job_id]
+    record = {**(store.read_job(job_id) or {}), **summary}
+    assert record["status"] == "running"
     write_json(store.job_path(job_id), model.mark_exited(record, exit_code=0, signal=None))
     assert [j["status"] for j in _active(store)["jobs"]] == ["running"]
 
@@ -175,6 +177,36 @@ def test_an_end_that_reached_only_the_job_file_is_recorded_not_marked_lost(jg: E
     assert store.snapshot().lookup(job_id)["status"] == "completed"  # type: ignore[index]
     assert "lost" not in Path(store.log_path(job_id)).read_text()
     assert jg.cli("result", job_id).returncode == 0
+
+
+def test_an_active_jobs_later_changes_go_to_the_index_alone_and_every_reader_sees_them(
+    jg: Env,
+) -> None:
+    """Started, claimed, cancel requested: an active job's summary is its whole record,
+    so such a commit replaces active.json and leaves the job file (written when the job
+    was created, written again when it ends) alone; readers merge the two."""
+    store = jg.store()
+    store.ensure()
+    job = _job("run-act-1", model.QUEUED, workerProcess=dead_identity())
+    _commit(store, job)
+    path = Path(store.job_path("run-act-1"))
+    before = path.stat()
+    started = model.touch(job, status=model.RUNNING, phase="running", commandPid=4242)
+    _commit(store, started)
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert [j["status"] for j in _active(store)["jobs"]] == ["running"]
+    with store.transaction() as tx:
+        full = tx.get("run-act-1")
+    assert full is not None and (full["status"], full["commandPid"]) == ("running", 4242)
+    # its end is written to the file as well
+    _commit(store, model.touch(started, status=model.COMPLETED, exitCode=0, output="done"))
+    on_disk = json.loads(path.read_bytes())
+    assert (on_disk["status"], on_disk["commandPid"], on_disk["output"]) == (
+        "completed",
+        4242,
+        "done",
+    )
 
 
 # -- 5. a version 1 state dir ----------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 A commit touches what changed, not what was retained:
 
-1. job files are replaced — but a new active job's file is written under a temp name,
-   so a launch that never commits leaves no record behind;
+1. finished jobs' files are replaced; a new active job's file is written under a temp
+   name, so a launch that never commits leaves no record behind; an active job's later
+   changes (started, claimed, cancel requested) live in ``active.json`` only — its
+   summary is its whole record until it has output — and its file is written again
+   when it ends;
 2. the summaries of jobs that finished are appended to ``finished.jsonl`` (one write,
    fsynced) — or, when retention prunes, the log is rewritten whole;
 3. ``active.json`` is replaced: this is the commit;
@@ -277,8 +280,14 @@ class Transaction:
         pending: list[tuple[str, str]] = []  # (temp, final) of new jobs' files
         for job_id, job in self._staged.items():
             path = store.job_path(job_id)
-            if job_id in self._had_file or model.is_finished(job):
+            if model.is_finished(job):
                 write_json(path, job)
+            elif job_id in self._had_file and not any(job.get(k) for k in model.HEAVY_KEYS):
+                # an active job's summary is its whole record (it has no output yet):
+                # active.json carries the change, and readers merge it over the file,
+                # which is written again when the job ends — two fsyncs and a rename
+                # fewer under the lock for every start, claim and cancel request
+                continue
             else:
                 try:
                     pending.append((write_temp(path, json_bytes(job)), path))
