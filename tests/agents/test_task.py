@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import Env
-from jobgate.jobs import worker
+from jobgate.jobs import output
 from jobgate.state import model
 
 NASTY = "fix \"it\" now; $(id) `id` 'q' $HOME *\nsecond line\n\ttabbed {prompt}"
@@ -255,16 +255,16 @@ def test_worker_reads_a_result_file_only_inside_the_jobs_folder(jg: Env, tmp_pat
     store = jg.store()
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the job")
-    assert worker.read_result_file(store, {"resultFile": str(outside)}) is None
+    assert output.read_result_file(store, {"resultFile": str(outside)}) is None
     assert outside.exists()
     inside = Path(store.jobs_dir) / "abc.last-message"
     inside.write_text("final")
-    assert worker.read_result_file(store, {"resultFile": str(inside)}) == "final"
+    assert output.read_result_file(store, {"resultFile": str(inside)}) == "final"
     assert not inside.exists()
     empty = Path(store.jobs_dir) / "empty.last-message"
     empty.write_text("")
-    assert worker.read_result_file(store, {"resultFile": str(empty)}) is None
-    assert worker.read_result_file(store, {}) is None
+    assert output.read_result_file(store, {"resultFile": str(empty)}) is None
+    assert output.read_result_file(store, {}) is None
 
 
 _SLOW_WRITER = """#!{python}

@@ -292,13 +292,13 @@ def _bytes_of(text: str) -> bytes:
 def output_cut(job: model.Job) -> dict[str, Any]:
     """Whether ``job``'s ``output`` lost its beginning, told from its log: the worker
     keeps the last 64 KiB of the log's bytes after ``outputOffset``, less jobgate's own
-    lines (:func:`jobgate.jobs.worker.read_output`); what it kept is found again there.
+    lines (:func:`jobgate.jobs.output.read_output`); what it kept is found again there.
     ``outputTruncated`` (None: cannot be told: the log is gone or changed, or the output
     is an agent's final message of about that size), ``outputOmittedBytes`` (the log's
     bytes after ``outputOffset`` before what ``output`` holds; None when unknown),
     ``outputStartsMidLine`` and ``logFile``."""
-    from jobgate.jobs.worker import OUTPUT_KEEP_BYTES as keep
-    from jobgate.jobs.worker import is_progress_line
+    from jobgate.jobs.output import OUTPUT_KEEP_BYTES as keep
+    from jobgate.jobs.output import is_progress_line
 
     log = job.get("logFile")
     facts: dict[str, Any] = {"outputTruncated": False, "outputOmittedBytes": 0}

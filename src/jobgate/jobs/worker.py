@@ -18,10 +18,11 @@ import subprocess
 import sys
 import time
 
+from jobgate.jobs.output import read_output, read_result_file
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
-from jobgate.state.fileio import READ_FLAGS, open_log
+from jobgate.state.fileio import open_log
 from jobgate.state.files import LockContext
 from jobgate.state.store import Store, log_line
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 #: can record that the command started or how it ended
 FOREVER = float("inf")
 
-#: how much of the command's output is kept as the job's result
-OUTPUT_KEEP_BYTES = 64 * 1024
 JOB_ENV = model.JOB_ENV
 WORKER_ENV = model.WORKER_ENV
 
@@ -45,48 +44,6 @@ def _log_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
-    """The last ``limit`` bytes of the command's output (log bytes after ``offset``)."""
-    try:
-        with open(open_log(log_path, READ_FLAGS), "rb") as fh:  # a regular file only
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            start = max(offset, end - limit)
-            fh.seek(start)
-            data = fh.read(end - start)
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "surrogateescape")  # bytes kept: stored as \udcXX escapes
-    return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
-
-
-def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTES) -> str | None:
-    """The last ``limit`` bytes of the job's ``resultFile`` (an agent's final message), or
-    None when the job has none, it is missing or empty. The file is removed once read (its
-    content lives on as the job's ``output``). Only a file directly in ``jobs/`` is read.
-    """
-    path = job.get("resultFile")
-    if not isinstance(path, str) or os.path.dirname(path) != store.jobs_dir:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - limit))
-            data = fh.read()
-    except OSError:
-        return None
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    return data.decode("utf-8", "replace") or None
-
-
-def is_progress_line(line: str) -> bool:
-    """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
-    return line.startswith("[") and line[25:36] == "] jobgate: "
 
 
 def _start_command(
