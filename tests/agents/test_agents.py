@@ -43,9 +43,9 @@ def test_builtin_codex_writes_its_final_message_to_the_job_result_file() -> None
     assert cmd.program == "codex"
 
 
-def test_builtin_claude_prints_its_answer_so_it_has_no_result_file() -> None:
+def test_builtin_claude_prints_its_answer_as_json_so_it_has_no_result_file() -> None:
     cmd = agents.build(config.BUILTIN_AGENTS, "claude", "hi", "/unused")
-    assert cmd.argv == ("claude", "-p", "hi")
+    assert cmd.argv == ("claude", "-p", "--output-format", "json", "hi")
     assert cmd.result_file is None
 
 

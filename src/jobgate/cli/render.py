@@ -346,6 +346,15 @@ def result_text(job: model.Job, cut: dict[str, Any] | None = None) -> str:
     ]
     if job.get("errorMessage"):
         out.append(f"error: {clean(job.get('errorMessage'), DETAIL_MAX)}")
+    from jobgate.agents.threads import facts
+
+    thread = facts(job)
+    if thread:
+        line = f"agent session: {clean(job.get('agentSessionId'), NAME_MAX)}"
+        if thread.get("continueCommand"):
+            line += f" (continue it: {clean(thread['continueCommand'], DETAIL_MAX)}"
+            line += f"; or: jobgate task --resume {clean(job.get('id'), NAME_MAX)} PROMPT)"
+        out.append(line)
     output = job.get("output")
     if isinstance(output, str) and output:
         out.append("--- output ---")

@@ -54,3 +54,49 @@ def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTE
 def is_progress_line(line: str) -> bool:
     """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
     return line.startswith("[") and line[25:36] == "] jobgate: "
+
+
+#: how far into an agent's output its session id is looked for (it comes first)
+HEAD_BYTES = 256 * 1024
+#: how much of the output's end is searched for an agent's closing event (a long final
+#: message makes that one line long)
+TAIL_BYTES = 4 * 1024 * 1024
+
+
+def _read_span(log_path: str, offset: int, head: bool, limit: int) -> str:
+    try:
+        with open(open_log(log_path, READ_FLAGS), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            end = fh.tell()
+            start = offset if head else max(offset, end - limit)
+            fh.seek(start)
+            data = fh.read(min(limit, end - start))
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def finish(store: Store, job: model.Job, log_path: str, offset: int) -> tuple[str, model.Job]:
+    """A finished job's ``(output, fields to record)``: the command's output, or the
+    final message its agent wrote to its ``resultFile`` or printed as its closing event;
+    and, when the agent told it, its session id as ``agentSessionId``
+    (:mod:`jobgate.jobs.agent_thread`)."""
+    from jobgate.jobs import agent_thread
+
+    output = read_output(log_path, offset)
+    fields: model.Job = {}
+    fmt = job.get("threadFormat")
+    if fmt in agent_thread.FORMATS:
+        found = agent_thread.parse(
+            fmt,
+            _read_span(log_path, offset, True, HEAD_BYTES),
+            _read_span(log_path, offset, False, TAIL_BYTES),
+        )
+        if found.final_message is not None:
+            output = found.final_message[-OUTPUT_KEEP_BYTES:]
+        if found.session_id is not None:
+            fields["agentSessionId"] = found.session_id
+    final_message = read_result_file(store, job)
+    if final_message is not None:
+        output = final_message
+    return output, fields

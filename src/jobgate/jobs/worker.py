@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from jobgate.jobs.output import read_output, read_result_file
+from jobgate.jobs.output import finish
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
@@ -150,7 +150,7 @@ INTERRUPTED = "interrupted (Ctrl-C): the user stopped the foreground run"
 
 
 def _ended(
-    code: int, sig: int | None, output: str, interrupted: bool, ended_at: float
+    code: int, sig: int | None, output: str, interrupted: bool, ended_at: float, found: model.Job
 ) -> Callable[[model.Job], model.Job]:
     """The change that records the command's end (``completedAt``: ``ended_at``, however
     late it is written). A foreground command that ended unsuccessfully after the
@@ -159,6 +159,7 @@ def _ended(
 
     def change(job: model.Job) -> model.Job:
         ended = model.mark_exited(job, exit_code=code, signal=sig, output=output, ended_at=ended_at)
+        ended.update(found)
         if interrupted and code != 0 and ended.get("status") == model.FAILED:
             return model.mark_cancelled(ended, INTERRUPTED)
         return ended
@@ -236,15 +237,11 @@ def run_job(
     returncode = proc.wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
     code, sig = model.exit_code_of(returncode)
-    output = read_output(log_path, offset)
-    # Agent tasks (jobgate.agents.task): an agent that wrote its final message to the job's
-    # ``resultFile`` (codex exec --output-last-message) gets that message as the result.
-    final_message = read_result_file(store, job)
-    if final_message is not None:
-        output = final_message
+    # agent tasks (jobgate.agents.task): the agent's final message and session id
+    output, found = finish(store, job, log_path, offset)
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
-    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at))
+    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at, found))
     _end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     return code
