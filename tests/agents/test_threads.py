@@ -218,3 +218,15 @@ def test_user_profiles_keep_working_and_refuse_options_they_cannot_pass(
     assert jg.cli("config", "set", "agents.other", json.dumps(custom)).returncode == 0
     other = _task(jg, "-a", "other", "hey")  # a codex by path: its thread is read too
     assert other["output"] == "FINAL MESSAGE for: hey" and other["agentSessionId"]
+
+
+def test_job_and_prompt_may_come_around_options_but_unknown_options_are_still_refused(
+    jg: Env, bindir: Path
+) -> None:
+    first = _task(jg, "one")
+    again = _task(jg, "--resume", first["id"], "--model", "o3", "two")
+    assert again["resumedFrom"] == first["id"] and again["model"] == "o3"
+    assert fake_agents.received(bindir / "codex")["argv"][-1] == "two"
+    line = _fails(jg, "--resume", first["id"], "--bogus", "two")
+    assert "unrecognized arguments: --bogus" in line
+    assert "one PROMPT only" in _fails(jg, "--resume", first["id"], "--model", "o3", "a", "b")

@@ -66,7 +66,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("job", metavar="JOB", nargs="?", help="with --resume: the task to continue")
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
-    p.set_defaults(handler=cmd_task)
+    # words after an option are still JOB/PROMPT (filled in by jobgate.cli.main)
+    p.set_defaults(handler=cmd_task, later_words=[])
 
 
 def _read_prompt(arg: str) -> str:
@@ -109,11 +110,14 @@ def cmd_task(args: argparse.Namespace) -> int:
     from jobgate.agents import task
     from jobgate.cli import commands
 
-    if args.job is not None and not args.resume:
+    words = [w for w in (args.job, args.prompt) if w is not None] + list(args.later_words)
+    if len(words) > 2 or (len(words) == 2 and not args.resume):
+        first = words[0]
         raise JobgateError(
-            f"one PROMPT only (got {args.job!r} too); to continue job {args.job}'s thread: "
-            f"jobgate task --resume {args.job} PROMPT; a prompt of several words goes in quotes"
+            f"one PROMPT only (got {len(words)} words; a prompt of several words goes in "
+            f"quotes); to continue job {first}'s thread: jobgate task --resume {first} PROMPT"
         )
+    args.job, args.prompt = (words[0], words[1]) if len(words) == 2 else (None, words[0])
     _root, store = commands.open_store(args)
     resume = _resumed(store, args) if args.resume else None
     agent = args.agent or (resume["agent"] if resume else DEFAULT_AGENT)
