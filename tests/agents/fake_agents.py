@@ -6,7 +6,7 @@ Both record the argv, stdin and cwd they got in ``<program>.argv.json`` beside t
 last run; every run is appended to ``<program>.runs.jsonl``) and keep their sessions in
 ``<program>.sessions/`` beside them. Knobs: ``FAKE_EXIT`` (exit code),
 ``FAKE_NO_LAST_MESSAGE`` (codex writes no ``-o`` file), ``FAKE_NO_SESSION`` (no session
-id is printed).
+id is printed), ``FAKE_SLEEP`` (codex, plain output: seconds to sleep after its banner).
 
 The codex fake follows ``@openai/codex`` 0.171.0 (observed: shared/reference/codex-cli.md
 and its ``--help``):
@@ -151,6 +151,10 @@ else:
     if show_id:
         sys.stderr.write(f"session id: {{sid}}\n")
     sys.stderr.write("--------\nuser\n" + prompt + "\nthinking... running tools...\n")
+    sys.stderr.flush()
+    if os.environ.get("FAKE_SLEEP"):
+        import time
+        time.sleep(float(os.environ["FAKE_SLEEP"]))
     print("codex stdout chatter")
 if "out" in opts and not os.environ.get("FAKE_NO_LAST_MESSAGE"):
     with open(opts["out"], "w") as fh:

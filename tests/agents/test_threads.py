@@ -230,3 +230,26 @@ def test_job_and_prompt_may_come_around_options_but_unknown_options_are_still_re
     line = _fails(jg, "--resume", first["id"], "--bogus", "two")
     assert "unrecognized arguments: --bogus" in line
     assert "one PROMPT only" in _fails(jg, "--resume", first["id"], "--model", "o3", "a", "b")
+
+
+def test_a_lost_task_can_be_resumed_from_the_session_id_its_log_holds(
+    jg: Env, bindir: Path
+) -> None:
+    import signal
+
+    proc = jg.cli("task", "--background", "--json", "long one", env={"FAKE_SLEEP": "60"})
+    assert proc.returncode == 0, proc.stderr
+    job_id = json.loads(proc.stdout)["id"]
+    running = jg.wait_for(
+        job_id, lambda j: "session id:" in jg.cli("log", job_id).stdout and bool(j["commandPid"])
+    )
+    for pid in (running["commandPid"], running["pid"]):  # worker and agent die from outside
+        os.kill(pid, signal.SIGKILL)
+    lost = jg.wait_for(job_id, lambda j: not model.is_active(j))
+    assert lost["phase"] == "lost" and "agentSessionId" not in lost
+    assert "no task of this workspace" in _fails(jg, "--resume", "go on")  # none recorded
+    resumed = _task(jg, "--resume", job_id, "pick it up")
+    argv = fake_agents.received(bindir / "codex")["argv"]
+    assert argv[:2] == ["exec", "resume"] and argv[-2] == resumed["agentSessionId"]
+    assert resumed["resumedFrom"] == job_id
+    assert resumed["output"].endswith("(turn 2 of the thread)")

@@ -67,10 +67,26 @@ def find(store: Store, ref: str | None, session_id: str | None) -> model.Job:
 
     if ref is not None:
         jobs, _lost = refresh.load(store, finished=0)
-        job = refresh.resolve(store, jobs, ref)
+        job = _logged_session(store, refresh.full_record(store, refresh.resolve(store, jobs, ref)))
         return pick([job], str(job["id"]), session_id)
     jobs, _lost = refresh.load(store)
     return pick(jobs, None, session_id)
+
+
+def _logged_session(store: Store, job: model.Job) -> model.Job:
+    """``job``, with the session id its agent printed when the record has none: a task
+    whose worker was killed (the job lost) never recorded it, but its log still holds it.
+    Read only; the record is left as it is."""
+    from jobgate.jobs import output
+
+    if job.get("agentSessionId") or model.is_active(job) or job.get("kind") != "task":
+        return job
+    offset = job.get("outputOffset")
+    offset = offset if isinstance(offset, int) and not isinstance(offset, bool) else 0
+    found = output.agent_found(job, store.log_path(str(job["id"])), max(0, offset))
+    if found is None or found.session_id is None:
+        return job
+    return {**job, "agentSessionId": found.session_id}
 
 
 def continue_command(job: model.Job) -> list[str] | None:

@@ -10,6 +10,10 @@ from jobgate.state import model
 from jobgate.state.fileio import READ_FLAGS, open_log
 from jobgate.state.store import Store
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobgate.jobs import agent_thread
+
 #: how much of the command's output is kept as the job's result
 OUTPUT_KEEP_BYTES = 64 * 1024
 
@@ -76,22 +80,27 @@ def _read_span(log_path: str, offset: int, head: bool, limit: int) -> str:
     return data.decode("utf-8", "replace")
 
 
+def agent_found(job: model.Job, log_path: str, offset: int) -> agent_thread.Found | None:
+    """What the agent of ``job`` told in its output (the log after ``offset``), for a job
+    of a known ``threadFormat``; None for any other job."""
+    from jobgate.jobs import agent_thread
+
+    fmt = job.get("threadFormat")
+    if fmt not in agent_thread.FORMATS:
+        return None
+    head = _read_span(log_path, offset, True, HEAD_BYTES)
+    return agent_thread.parse(fmt, head, _read_span(log_path, offset, False, TAIL_BYTES))
+
+
 def finish(store: Store, job: model.Job, log_path: str, offset: int) -> tuple[str, model.Job]:
     """A finished job's ``(output, fields to record)``: the command's output, or the
     final message its agent wrote to its ``resultFile`` or printed as its closing event;
     and, when the agent told it, its session id as ``agentSessionId``
     (:mod:`jobgate.jobs.agent_thread`)."""
-    from jobgate.jobs import agent_thread
-
     output = read_output(log_path, offset)
     fields: model.Job = {}
-    fmt = job.get("threadFormat")
-    if fmt in agent_thread.FORMATS:
-        found = agent_thread.parse(
-            fmt,
-            _read_span(log_path, offset, True, HEAD_BYTES),
-            _read_span(log_path, offset, False, TAIL_BYTES),
-        )
+    found = agent_found(job, log_path, offset)
+    if found is not None:
         if found.final_message is not None:
             output = found.final_message[-OUTPUT_KEEP_BYTES:]
         if found.session_id is not None:
