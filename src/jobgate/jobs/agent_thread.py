@@ -62,17 +62,18 @@ def _event(line: str) -> dict[str, object] | None:
 
 def _codex(head: str, tail: str) -> Found:
     session: str | None = None
+    events = False  # JSONL (--json): the final message is an event near the end
     for line in head.splitlines():
         event = _event(line)
         if event is not None and event.get("type") == "thread.started":
-            session = valid_id(event.get("thread_id"))
+            session, events = valid_id(event.get("thread_id")), True
         elif event is None:
             match = _CODEX_HEADER.match(line)
             session = valid_id(match.group(1)) if match else None
         if session:
             break
     message: str | None = None
-    for line in reversed(tail.splitlines()):
+    for line in reversed(tail.splitlines() if events or session is None else []):
         event = _event(line)
         item = event.get("item") if event and event.get("type") == "item.completed" else None
         if isinstance(item, dict) and item.get("type") == "agent_message":
