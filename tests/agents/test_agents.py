@@ -43,9 +43,9 @@ def test_builtin_codex_writes_its_final_message_to_the_job_result_file() -> None
     assert cmd.program == "codex"
 
 
-def test_builtin_claude_prints_its_answer_so_it_has_no_result_file() -> None:
+def test_builtin_claude_prints_its_answer_as_json_so_it_has_no_result_file() -> None:
     cmd = agents.build(config.BUILTIN_AGENTS, "claude", "hi", "/unused")
-    assert cmd.argv == ("claude", "-p", "hi")
+    assert cmd.argv == ("claude", "-p", "--output-format", "json", "hi")
     assert cmd.result_file is None
 
 
@@ -111,3 +111,58 @@ def test_every_builtin_profile_passes_config_validation() -> None:
     for name, template in config.BUILTIN_AGENTS.items():
         assert config.validate(f"agents.{name}", template) == template
         agents.profile(config.BUILTIN_AGENTS, name)
+
+
+def test_optional_placeholders_vanish_with_their_flag_when_not_given() -> None:
+    template = ["prog", "-q", "--model", "{model}", "--config=effort={effort}", "{prompt}"]
+    assert agents.expand(template, "p") == ["prog", "-q", "p"]
+    filled = agents.expand(template, "p", options={"model": "o3", "effort": "high"})
+    assert filled == ["prog", "-q", "--model", "o3", "--config=effort=high", "p"]
+    # a placeholder that is not alone in its element goes alone: "-q" stays
+    assert agents.expand(["prog", "-q", "--m={model}", "{prompt}"], "p") == ["prog", "-q", "p"]
+    # a value is never scanned for other placeholders
+    odd = agents.expand(template, "p", options={"model": "{effort}", "effort": None})
+    assert odd == ["prog", "-q", "--model", "{effort}", "p"]
+
+
+def test_builtin_profiles_take_model_and_effort_and_drop_them_when_not_given() -> None:
+    bare = agents.build(config.BUILTIN_AGENTS, "codex", "x", "/f")
+    assert "--model" not in bare.argv and not any("effort" in a for a in bare.argv)
+    opts = {"model": "o3", "effort": "low"}
+    codex = agents.build(config.BUILTIN_AGENTS, "codex", "x", "/f", options=opts)
+    assert codex.argv[codex.argv.index("--model") + 1] == "o3"
+    assert "--config=model_reasoning_effort=low" in codex.argv
+    claude = agents.build(config.BUILTIN_AGENTS, "claude", "x", options=opts)
+    assert claude.argv[-5:] == ("--model", "o3", "--effort", "low", "x")
+
+
+def test_an_option_a_profile_cannot_take_is_refused_not_ignored() -> None:
+    with pytest.raises(JobgateError) as err:
+        agents.build({"mine": ["prog", "{prompt}"]}, "mine", "x", options={"model": "o3"})
+    assert "no {model} placeholder" in err.value.message
+    assert "jobgate config set agents.mine" in err.value.message
+    for bad in ("", " ", "-x"):
+        with pytest.raises(JobgateError):
+            agents.build(config.BUILTIN_AGENTS, "claude", "x", options={"effort": bad})
+
+
+def test_resume_templates_continue_the_session_with_the_profiles_program() -> None:
+    codex = agents.build(config.BUILTIN_AGENTS, "codex", "-v go", "/f", session_id="abc")
+    assert codex.argv[:3] == ("codex", "exec", "resume")
+    assert codex.argv[-3:] == ("--", "abc", "-v go") and "--sandbox" not in codex.argv
+    assert codex.result_file == "/f"
+    claude = agents.build(config.BUILTIN_AGENTS, "claude", "go", session_id="abc")
+    assert claude.argv == ("claude", "-p", "--resume", "abc", "--output-format", "json", "go")
+    mine = {**config.BUILTIN_AGENTS, "claude": ["/opt/claude", "-p", "{prompt}"]}
+    assert agents.build(mine, "claude", "go", session_id="abc").argv[0] == "/opt/claude"
+    with pytest.raises(JobgateError) as err:
+        agents.build({"mine": ["prog", "{prompt}"]}, "mine", "go", session_id="abc")
+    assert "no way to continue a session" in err.value.message
+
+
+def test_interactive_resume_commands_of_the_known_formats() -> None:
+    assert agents.interactive_resume("codex", "abc") == ["codex", "resume", "abc"]
+    assert agents.interactive_resume("claude", "abc") == ["claude", "--resume", "abc"]
+    assert agents.interactive_resume("other", "abc") is None
+    assert agents.thread_format(["/usr/local/bin/codex", "{prompt}"]) == "codex"
+    assert agents.thread_format(["my-agent", "{prompt}"]) is None

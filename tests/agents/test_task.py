@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import fake_agents
 import pytest
 
 from conftest import Env
-from jobgate.jobs import worker
+from jobgate.jobs import output
 from jobgate.state import model
 
 NASTY = "fix \"it\" now; $(id) `id` 'q' $HOME *\nsecond line\n\ttabbed {prompt}"
@@ -27,21 +28,6 @@ with open({record!r}, "w") as fh:
     json.dump({{"argv": args, "stdin": stdin, "cwd": os.getcwd()}}, fh)
 print("fake agent output line")
 sys.stderr.write("fake agent progress on stderr\\n")
-sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
-"""
-
-_FAKE_CODEX = """#!{python}
-import json, os, sys
-args = sys.argv[1:]
-with open({record!r}, "w") as fh:
-    json.dump({{"argv": args, "stdin": sys.stdin.read()}}, fh)
-sys.stderr.write("thinking... running tools...\\n")
-print("codex stdout chatter")
-prompt = args[args.index("--") + 1]
-if not os.environ.get("FAKE_NO_LAST_MESSAGE"):
-    path = args[args.index("--output-last-message") + 1]
-    with open(path, "w") as fh:
-        fh.write("FINAL MESSAGE for: " + prompt)
 sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
 """
 
@@ -74,8 +60,8 @@ def codex_on_path(jg: Env, tmp_path: Path) -> Path:
     """A fake ``codex`` executable that shadows any real one: first on PATH."""
     bindir = tmp_path / "codexbin"
     bindir.mkdir()
-    script = _write_script(bindir / "codex", _FAKE_CODEX)
-    _write_script(bindir / "claude", _FAKE)
+    script = fake_agents.install(bindir / "codex", fake_agents.CODEX)
+    fake_agents.install(bindir / "claude", fake_agents.CLAUDE)
     jg.env["PATH"] = str(bindir) + os.pathsep + jg.env.get("PATH", "")
     return script
 
@@ -202,14 +188,17 @@ def test_background_task_prints_the_id_first(jg: Env, codex_on_path: Path) -> No
     assert job["name"] == "bg" and job["status"] == "completed"
 
 
-def test_builtin_claude_profile_result_is_its_stdout(jg: Env, codex_on_path: Path) -> None:
+def test_builtin_claude_profile_result_is_the_answer_of_its_json_output(
+    jg: Env, codex_on_path: Path
+) -> None:
     claude = codex_on_path.parent / "claude"
     proc = jg.cli("task", "--agent", "claude", "say hi")
     assert proc.returncode == 0, proc.stderr
-    assert _received(claude)["argv"] == ["-p", "say hi"]
+    assert fake_agents.received(claude)["argv"] == ["-p", "--output-format", "json", "say hi"]
     job = jg.cli_json("result")["job"]
     assert job["agent"] == "claude" and "resultFile" not in job
-    assert "fake agent output line" in job["output"]
+    assert job["output"] == "claude answer 1 to: say hi"  # not the JSON it printed
+    assert '"session_id"' in jg.cli("log", job["id"]).stdout  # which stays in the log
 
 
 def test_missing_codex_binary_is_one_clear_line_and_leaves_no_job(jg: Env, tmp_path: Path) -> None:
@@ -255,16 +244,16 @@ def test_worker_reads_a_result_file_only_inside_the_jobs_folder(jg: Env, tmp_pat
     store = jg.store()
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the job")
-    assert worker.read_result_file(store, {"resultFile": str(outside)}) is None
+    assert output.read_result_file(store, {"resultFile": str(outside)}) is None
     assert outside.exists()
     inside = Path(store.jobs_dir) / "abc.last-message"
     inside.write_text("final")
-    assert worker.read_result_file(store, {"resultFile": str(inside)}) == "final"
+    assert output.read_result_file(store, {"resultFile": str(inside)}) == "final"
     assert not inside.exists()
     empty = Path(store.jobs_dir) / "empty.last-message"
     empty.write_text("")
-    assert worker.read_result_file(store, {"resultFile": str(empty)}) is None
-    assert worker.read_result_file(store, {}) is None
+    assert output.read_result_file(store, {"resultFile": str(empty)}) is None
+    assert output.read_result_file(store, {}) is None
 
 
 _SLOW_WRITER = """#!{python}

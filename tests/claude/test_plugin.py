@@ -34,7 +34,7 @@ EVENT_OF = {
     "SessionEnd": "session-end",
     "StopFailure": "stop-failure",
 }
-COMMANDS = ("task", "status", "result", "cancel", "log", "setup")
+COMMANDS = ("task", "status", "result", "cancel", "log", "setup", "wait")
 BASE_PATH = "/usr/bin:/bin"
 
 
@@ -135,6 +135,32 @@ def test_slash_command_has_frontmatter_and_calls_the_cli(name: str) -> None:
     assert "$ARGUMENTS" in text
     called = "config" if name == "setup" else name
     assert f"jobgate {called}" in text
+
+
+def _frontmatter(path: Path) -> tuple[dict[str, str], str]:
+    text = path.read_text(encoding="utf-8")
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, f"{path.name} has no frontmatter"
+    fields = dict(line.split(":", 1) for line in match.group(1).splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in fields.items()}, text[match.end() :]
+
+
+def test_task_command_knows_the_thread_and_model_options() -> None:
+    fields, body = _frontmatter(PLUGIN / "commands" / "task.md")
+    for option in ("--resume", "--fresh", "--model", "--effort", "--worktree"):
+        assert option in fields["argument-hint"] and option in body, option
+    assert "- <<'JOBGATE_TASK_PROMPT'" in body  # the prompt still goes through stdin
+
+
+def test_plugin_subagent_delegates_through_a_background_task_and_only_bash() -> None:
+    agents = sorted((PLUGIN / "agents").glob("*.md"))
+    assert [a.name for a in agents] == ["jobgate-delegate.md"]
+    fields, body = _frontmatter(agents[0])
+    assert fields["name"] == "jobgate-delegate" == agents[0].stem
+    assert len(fields["description"]) > 40
+    assert fields["tools"] == "Bash"  # it starts a job; it reads and edits nothing
+    assert "jobgate task --background --json" in body and "- <<'JOBGATE_TASK_PROMPT'" in body
+    assert "never wait" in body
 
 
 def test_setup_command_turns_the_review_gate_on_and_off() -> None:

@@ -14,6 +14,15 @@ never scanned for the other:
     ``codex`` profile passes it to ``codex exec --output-last-message``). When a profile
     uses it, the job's result is that file's content, else the agent's output.
 
+``{model}``, ``{effort}`` (``task --model M --effort E``)
+    optional: an element holding one whose value is not given vanishes, and when the
+    element is exactly the placeholder the flag element right before it vanishes too
+    (``"--model", "{model}"`` both go; ``"--config=model_reasoning_effort={effort}"``
+    goes alone). A profile without the placeholder cannot take that option: asking for
+    it is an error, never silently ignored.
+``{sessionId}``
+    the agent's own session id, in the templates that continue one (:data:`RESUME`).
+
 The first element is the program. It is never a placeholder, so the program that runs
 is always the one the profile names.
 """
@@ -29,8 +38,55 @@ from jobgate.state.errors import JobgateError
 
 PROMPT = "{prompt}"
 LAST_MESSAGE_FILE = "{lastMessageFile}"
+SESSION_ID = "{sessionId}"
+#: the placeholders that vanish (with their flag) when no value is given
+OPTIONAL = ("model", "effort")
 
-_PLACEHOLDER = re.compile(r"\{(prompt|lastMessageFile)\}")
+_PLACEHOLDER = re.compile(r"\{(prompt|lastMessageFile|sessionId|model|effort)\}")
+
+#: how each built-in agent continues one of its sessions (``task --resume``): the same
+#: run as its profile in ``config.BUILTIN_AGENTS``, on the session ``{sessionId}``. A
+#: configured ``agents.codex``/``agents.claude`` keeps its own program here.
+#: ``codex exec resume`` takes no ``--sandbox``; ``--`` ends its options before the id.
+RESUME: dict[str, list[str]] = {
+    "codex": [
+        "codex",
+        "exec",
+        "resume",
+        "--skip-git-repo-check",
+        "--output-last-message",
+        LAST_MESSAGE_FILE,
+        "--model",
+        "{model}",
+        "--config=model_reasoning_effort={effort}",
+        "--",
+        SESSION_ID,
+        PROMPT,
+    ],
+    "claude": [
+        "claude",
+        "-p",
+        "--resume",
+        SESSION_ID,
+        "--output-format",
+        "json",
+        "--model",
+        "{model}",
+        "--effort",
+        "{effort}",
+        PROMPT,
+    ],
+}
+
+#: how the programs of the built-in profiles print their session id and final message
+#: (by program name; :mod:`jobgate.jobs.agent_thread`)
+THREAD_FORMATS: dict[str, str] = {"codex": "codex", "claude": "claude"}
+
+#: the command that continues a session interactively, by thread format
+INTERACTIVE_RESUME: dict[str, list[str]] = {
+    "codex": ["codex", "resume"],
+    "claude": ["claude", "--resume"],
+}
 
 #: how to install the programs of the built-in profiles (by program name)
 INSTALL_HINTS: dict[str, str] = {
@@ -80,13 +136,27 @@ def uses_last_message_file(template: Sequence[str]) -> bool:
     return any(LAST_MESSAGE_FILE in element for element in template)
 
 
-def expand(template: Sequence[str], prompt: str, last_message_file: str | None = None) -> list[str]:
+def expand(
+    template: Sequence[str],
+    prompt: str,
+    last_message_file: str | None = None,
+    *,
+    session_id: str | None = None,
+    options: Mapping[str, str | None] | None = None,
+) -> list[str]:
     """``template`` with its placeholders filled in (see the module docstring).
 
-    ``{lastMessageFile}`` needs ``last_message_file``; a template that uses it without one
-    is a programming error (ValueError).
+    ``{lastMessageFile}`` and ``{sessionId}`` need their value; a template that uses one
+    without it is a programming error (ValueError). ``options`` gives ``model`` and
+    ``effort`` (None or missing: the element and its flag vanish).
     """
-    values = {"prompt": prompt, "lastMessageFile": last_message_file}
+    opts = dict(options or {})
+    values: dict[str, str | None] = {
+        "prompt": prompt,
+        "lastMessageFile": last_message_file,
+        "sessionId": session_id,
+        **{name: opts.get(name) for name in OPTIONAL},
+    }
 
     def fill(match: re.Match[str]) -> str:
         value = values[match.group(1)]
@@ -98,9 +168,61 @@ def expand(template: Sequence[str], prompt: str, last_message_file: str | None =
     for element in template:
         if element == PROMPT:
             out.append(prompt)  # exactly one argv element, unchanged
-        else:
-            out.append(_PLACEHOLDER.sub(fill, element))
+            continue
+        absent = [n for n in _PLACEHOLDER.findall(element) if n in OPTIONAL and not values[n]]
+        if absent:
+            if element == "{" + absent[0] + "}" and out and out[-1].startswith("-"):
+                out.pop()  # its flag goes with it
+            continue
+        out.append(_PLACEHOLDER.sub(fill, element))
     return out
+
+
+def takes(template: Sequence[str], option: str) -> bool:
+    """Whether ``template`` has the ``{option}`` placeholder (``model``, ``effort``)."""
+    return any("{" + option + "}" in element for element in template)
+
+
+def check_options(name: str, template: Sequence[str], options: Mapping[str, str | None]) -> None:
+    """A :class:`JobgateError` when an option is given that ``template`` cannot pass on."""
+    for option, value in options.items():
+        if value is None:
+            continue
+        if not value.strip() or "\x00" in value or value.startswith("-"):
+            raise JobgateError(f"--{option} {value!r}: give a name such as 'o3' or 'high'")
+        if not takes(template, option):
+            raise JobgateError(
+                f"agent profile {name!r} has no {{{option}}} placeholder, so --{option} "
+                f"cannot reach it: add one, e.g. jobgate config set agents.{name} "
+                f'\'["prog", "--{option}", "{{{option}}}", "{PROMPT}"]\''
+            )
+
+
+def resume_template(agents: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    """How agent ``name`` continues a session: its :data:`RESUME` template, run with the
+    program of its (maybe configured) profile; a :class:`JobgateError` for an agent that
+    has none."""
+    template = profile(agents, name)
+    resume = RESUME.get(name)
+    if resume is None:
+        raise JobgateError(
+            f"agent profile {name!r} has no way to continue a session (only "
+            f"{', '.join(sorted(RESUME))} do); start a new one with --fresh"
+        )
+    return [template[0], *resume[1:]]
+
+
+def thread_format(template: Sequence[str]) -> str | None:
+    """How the profile's program reports its session id (None: it is not known to)."""
+    import os
+
+    return THREAD_FORMATS.get(os.path.basename(template[0]))
+
+
+def interactive_resume(fmt: object, session_id: str) -> list[str] | None:
+    """The command that continues session ``session_id`` interactively, if known."""
+    base = INTERACTIVE_RESUME.get(fmt) if isinstance(fmt, str) else None
+    return [*base, session_id] if base else None
 
 
 def build(
@@ -108,16 +230,23 @@ def build(
     name: str,
     prompt: str,
     last_message_file: str | None = None,
+    *,
+    session_id: str | None = None,
+    options: Mapping[str, str | None] | None = None,
 ) -> AgentCommand:
     """Resolve profile ``name`` and fill in ``prompt`` (and the last-message file, if the
-    profile uses one: then ``last_message_file`` must be given)."""
+    profile uses one: then ``last_message_file`` must be given). With ``session_id`` the
+    run continues that session (:func:`resume_template`). ``options`` (``model``,
+    ``effort``) must be ones the template takes (:func:`check_options`)."""
     template = profile(agents, name)
+    if session_id is not None:
+        template = resume_template(agents, name)
+    check_options(name, template, options or {})
     result_file = last_message_file if uses_last_message_file(template) else None
     if uses_last_message_file(template) and result_file is None:
         raise ValueError(f"agent profile {name!r} needs a last-message file path")
-    return AgentCommand(
-        agent=name, argv=tuple(expand(template, prompt, result_file)), result_file=result_file
-    )
+    argv = expand(template, prompt, result_file, session_id=session_id, options=options)
+    return AgentCommand(agent=name, argv=tuple(argv), result_file=result_file)
 
 
 def missing_program_message(agent: str, program: str, template: Sequence[str]) -> str:

@@ -36,25 +36,50 @@ class Prepared:
 
 
 def prepare(
-    store: Store, agent: str, prompt: str, *, cwd: str, name: str | None, session_id: str | None
+    store: Store,
+    agent: str,
+    prompt: str,
+    *,
+    cwd: str,
+    name: str | None,
+    session_id: str | None,
+    resume: dict[str, Any] | None = None,
+    options: dict[str, str | None] | None = None,
 ) -> Prepared:
     """Resolve ``agent``'s profile and build its run; raises :class:`JobgateError` (exit
     127) when its program cannot be found from ``cwd``. Creates the state dir and, where
-    the profile needs one, the empty final-message file."""
+    the profile needs one, the empty final-message file.
+
+    ``resume``: the earlier task whose agent session this run continues
+    (:func:`jobgate.agents.threads.find`); ``options``: ``model``/``effort`` for the
+    profile's placeholders. Bad options are refused before anything is created."""
     stored = store.read_config() if os.path.isdir(store.state_dir) else {}
     profiles = config_mod.effective(stored)["agents"]
+    session = str(resume["agentSessionId"]) if resume is not None else None
     template = agents.profile(profiles, agent)
+    if session is not None:
+        template = agents.resume_template(profiles, agent)
+    agents.check_options(agent, template, options or {})
     if _locate(template[0], cwd) is None:
         raise JobgateError(
             agents.missing_program_message(agent, template[0], template), EXIT_NOT_FOUND
         )
     store.ensure()
     result_file = _result_file(store) if agents.uses_last_message_file(template) else None
-    command = agents.build(profiles, agent, prompt, result_file)
+    command = agents.build(
+        profiles, agent, prompt, result_file, session_id=session, options=options
+    )
     extra: dict[str, Any] = {"agent": command.agent}
     if command.result_file is not None:
-        # read by the worker when the agent ends (jobgate.jobs.worker: the job's result)
+        # read by the worker when the agent ends (jobgate.jobs.output: the job's result)
         extra["resultFile"] = command.result_file
+    fmt = agents.thread_format(template)
+    if fmt is not None:
+        # how the worker finds the agent's session id (jobgate.jobs.agent_thread)
+        extra["threadFormat"] = fmt
+    if resume is not None:
+        extra.update(resumedFrom=resume["id"], resumedSessionId=session)
+    extra.update({k: v for k, v in (options or {}).items() if v is not None})
     fields: dict[str, Any] = dict(
         cwd=cwd,
         kind="task",

@@ -184,7 +184,12 @@ def cmd_result(args: argparse.Namespace) -> int:
         )
     full = refresh.full_record(store, job)
     cut = render.output_cut(full)  # the output is the log's last 64 KiB: was it cut?
-    emit(render.to_json({"job": full, **cut}) if args.json else render.result_text(full, cut))
+    if args.json:
+        from jobgate.agents.threads import facts
+
+        emit(render.to_json({"job": full, **cut, **facts(full)}))
+    else:
+        emit(render.result_text(full, cut))
     # like ``wait``: a script can tell a failed or cancelled job's result from a success
     return EXIT_OK if full.get("status") == model.COMPLETED else EXIT_FAILED
 

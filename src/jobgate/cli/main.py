@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args, extra = parser.parse_known_args(args_list)
         as_json = bool(getattr(args, "json", False))
+        if extra and hasattr(args, "later_words") and not any(w[:1] == "-" != w for w in extra):
+            # words argparse left over after an option (task --resume JOB --model M PROMPT)
+            args.later_words, extra = extra, []
         if extra:
             # argparse would blame the top level; point at the subcommand's own help
             words = [w for w in (args.subcommand, getattr(args, "action", None)) if w]

@@ -292,13 +292,13 @@ def _bytes_of(text: str) -> bytes:
 def output_cut(job: model.Job) -> dict[str, Any]:
     """Whether ``job``'s ``output`` lost its beginning, told from its log: the worker
     keeps the last 64 KiB of the log's bytes after ``outputOffset``, less jobgate's own
-    lines (:func:`jobgate.jobs.worker.read_output`); what it kept is found again there.
+    lines (:func:`jobgate.jobs.output.read_output`); what it kept is found again there.
     ``outputTruncated`` (None: cannot be told: the log is gone or changed, or the output
     is an agent's final message of about that size), ``outputOmittedBytes`` (the log's
     bytes after ``outputOffset`` before what ``output`` holds; None when unknown),
     ``outputStartsMidLine`` and ``logFile``."""
-    from jobgate.jobs.worker import OUTPUT_KEEP_BYTES as keep
-    from jobgate.jobs.worker import is_progress_line
+    from jobgate.jobs.output import OUTPUT_KEEP_BYTES as keep
+    from jobgate.jobs.output import is_progress_line
 
     log = job.get("logFile")
     facts: dict[str, Any] = {"outputTruncated": False, "outputOmittedBytes": 0}
@@ -346,6 +346,15 @@ def result_text(job: model.Job, cut: dict[str, Any] | None = None) -> str:
     ]
     if job.get("errorMessage"):
         out.append(f"error: {clean(job.get('errorMessage'), DETAIL_MAX)}")
+    from jobgate.agents.threads import facts
+
+    thread = facts(job)
+    if thread:
+        line = f"agent session: {clean(job.get('agentSessionId'), NAME_MAX)}"
+        if thread.get("continueCommand"):
+            line += f" (continue it: {clean(thread['continueCommand'], DETAIL_MAX)}"
+            line += f"; or: jobgate task --resume {clean(job.get('id'), NAME_MAX)} PROMPT)"
+        out.append(line)
     output = job.get("output")
     if isinstance(output, str) and output:
         out.append("--- output ---")

@@ -20,9 +20,15 @@ if TYPE_CHECKING:
 
 EPILOG = """examples:
   jobgate task --background --name flaky "find why test_sync is flaky and fix it"
-  jobgate task --agent claude "summarise the open TODOs in src/"
+  jobgate task --agent claude --model sonnet --effort high "summarise the TODOs in src/"
   jobgate task --json - < long-task.md       # PROMPT - : read the prompt from stdin
   jobgate task -- "-x flag in the prompt"    # after --, a prompt may start with -
+  jobgate task --resume "now add a test"     # continue the newest task's agent thread
+  jobgate task --resume task-ab12 "go on"    # continue that job's thread
+
+--resume takes no value: with it, one word after the options is PROMPT (continue the
+newest task that has an agent session: of the session, when one is set), two are JOB
+PROMPT. --fresh (the default) starts a new thread.
 
 agents: codex (codex exec; the job's result is its final message) and claude (claude -p);
 add your own: jobgate config set agents.NAME '["prog", "--flag", "{prompt}"]'
@@ -38,16 +44,30 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--agent",
         "-a",
-        default=DEFAULT_AGENT,
+        default=None,
         metavar="NAME",
-        help=f"agent profile (default: {DEFAULT_AGENT}; see jobgate config get)",
+        help=f"agent profile (default: {DEFAULT_AGENT}, or the resumed job's; see jobgate "
+        "config get)",
+    )
+    thread = p.add_mutually_exclusive_group()
+    thread.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier task's agent thread: JOB, else the newest one with a thread",
+    )
+    thread.add_argument("--fresh", action="store_true", help="start a new thread (the default)")
+    p.add_argument("--model", metavar="M", help="the model the agent uses (its profile's {model})")
+    p.add_argument(
+        "--effort", metavar="E", help="the agent's reasoning effort (its profile's {effort})"
     )
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job (default: agent and prompt start)")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("job", metavar="JOB", nargs="?", help="with --resume: the task to continue")
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
-    p.set_defaults(handler=cmd_task)
+    # words after an option are still JOB/PROMPT (filled in by jobgate.cli.main)
+    p.set_defaults(handler=cmd_task, later_words=[])
 
 
 def _read_prompt(arg: str) -> str:
@@ -71,26 +91,58 @@ def _detach_stdin() -> None:
         os.close(fd)
 
 
+def _resumed(store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The task ``--resume`` continues. A lone word that is a job's id is refused: it is
+    taken as PROMPT, so the user surely forgot the prompt."""
+    from jobgate.agents import threads
+    from jobgate.cli import commands
+    from jobgate.state import model
+
+    if args.job is None and model.is_safe_id(args.prompt) and store.read_job(args.prompt):
+        raise JobgateError(
+            f"{args.prompt!r} is a job, and with --resume one word is the PROMPT: give both, "
+            f"jobgate task --resume {args.prompt} PROMPT"
+        )
+    return threads.find(store, args.job, commands.session_of(args))
+
+
 def cmd_task(args: argparse.Namespace) -> int:
     from jobgate.agents import task
     from jobgate.cli import commands
 
-    prompt = _read_prompt(args.prompt)
+    words = [w for w in (args.job, args.prompt) if w is not None] + list(args.later_words)
+    if len(words) > 2 or (len(words) == 2 and not args.resume):
+        first = words[0]
+        raise JobgateError(
+            f"one PROMPT only (got {len(words)} words; a prompt of several words goes in "
+            f"quotes); to continue job {first}'s thread: jobgate task --resume {first} PROMPT"
+        )
+    args.job, args.prompt = (words[0], words[1]) if len(words) == 2 else (None, words[0])
     _root, store = commands.open_store(args)
+    resume = _resumed(store, args) if args.resume else None
+    agent = args.agent or (resume["agent"] if resume else DEFAULT_AGENT)
+    if resume is not None and agent != resume.get("agent"):
+        raise JobgateError(
+            f"job {resume['id']} ran agent {resume.get('agent')!r}, not {agent!r}: a thread "
+            "is continued by the agent that started it"
+        )
+    prompt = _read_prompt(args.prompt)
     prepared = task.prepare(
         store,
-        args.agent,
+        agent,
         prompt,
         cwd=os.path.realpath(getattr(args, "cwd", None) or os.getcwd()),
         name=args.name,
         session_id=commands.session_of(args),
+        resume=resume,
+        options={"model": args.model, "effort": args.effort},
     )
     if args.background:
         job = task.start_background(store, prepared)
         if args.json:
             from jobgate.cli.render import to_json
 
-            keys = ("id", "status", "pid", "name", "kind", "agent", "logFile")
+            keys = ("id", "status", "pid", "name", "kind", "agent", "resumedFrom", "logFile")
             commands.emit(to_json({k: job.get(k) for k in keys}))
         else:
             commands.emit(

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import time
 
+from jobgate.jobs.output import finish
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
-from jobgate.state.fileio import READ_FLAGS, open_log
+from jobgate.state.fileio import open_log
 from jobgate.state.files import LockContext
 from jobgate.state.store import Store, log_line
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 #: can record that the command started or how it ended
 FOREVER = float("inf")
 
-#: how much of the command's output is kept as the job's result
-OUTPUT_KEEP_BYTES = 64 * 1024
 JOB_ENV = model.JOB_ENV
 WORKER_ENV = model.WORKER_ENV
 
@@ -45,48 +44,6 @@ def _log_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
-    """The last ``limit`` bytes of the command's output (log bytes after ``offset``)."""
-    try:
-        with open(open_log(log_path, READ_FLAGS), "rb") as fh:  # a regular file only
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            start = max(offset, end - limit)
-            fh.seek(start)
-            data = fh.read(end - start)
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "surrogateescape")  # bytes kept: stored as \udcXX escapes
-    return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
-
-
-def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTES) -> str | None:
-    """The last ``limit`` bytes of the job's ``resultFile`` (an agent's final message), or
-    None when the job has none, it is missing or empty. The file is removed once read (its
-    content lives on as the job's ``output``). Only a file directly in ``jobs/`` is read.
-    """
-    path = job.get("resultFile")
-    if not isinstance(path, str) or os.path.dirname(path) != store.jobs_dir:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - limit))
-            data = fh.read()
-    except OSError:
-        return None
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    return data.decode("utf-8", "replace") or None
-
-
-def is_progress_line(line: str) -> bool:
-    """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
-    return line.startswith("[") and line[25:36] == "] jobgate: "
 
 
 def _start_command(
@@ -193,7 +150,7 @@ INTERRUPTED = "interrupted (Ctrl-C): the user stopped the foreground run"
 
 
 def _ended(
-    code: int, sig: int | None, output: str, interrupted: bool, ended_at: float
+    code: int, sig: int | None, output: str, interrupted: bool, ended_at: float, found: model.Job
 ) -> Callable[[model.Job], model.Job]:
     """The change that records the command's end (``completedAt``: ``ended_at``, however
     late it is written). A foreground command that ended unsuccessfully after the
@@ -202,6 +159,7 @@ def _ended(
 
     def change(job: model.Job) -> model.Job:
         ended = model.mark_exited(job, exit_code=code, signal=sig, output=output, ended_at=ended_at)
+        ended.update(found)
         if interrupted and code != 0 and ended.get("status") == model.FAILED:
             return model.mark_cancelled(ended, INTERRUPTED)
         return ended
@@ -279,15 +237,11 @@ def run_job(
     returncode = proc.wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
     code, sig = model.exit_code_of(returncode)
-    output = read_output(log_path, offset)
-    # Agent tasks (jobgate.agents.task): an agent that wrote its final message to the job's
-    # ``resultFile`` (codex exec --output-last-message) gets that message as the result.
-    final_message = read_result_file(store, job)
-    if final_message is not None:
-        output = final_message
+    # agent tasks (jobgate.agents.task): the agent's final message and session id
+    output, found = finish(store, job, log_path, offset)
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
-    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at))
+    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at, found))
     _end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     return code

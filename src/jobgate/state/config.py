@@ -45,7 +45,9 @@ DEFAULT_AGENT = "codex"
 #: one argv element, never through a shell; "{lastMessageFile}" by a file in the job
 #: folder whose content becomes the job's result (see jobgate.agents.profiles). codex exec writes
 #: its final message there (--output-last-message); "--" keeps a prompt that starts with
-#: "-" or names an exec subcommand ("review", "resume") a prompt.
+#: "-" or names an exec subcommand ("review", "resume") a prompt. "{model}" and "{effort}"
+#: (task --model/--effort) vanish, with the flag before them, when not given; claude's JSON
+#: output carries its session id and final message (jobgate.jobs.agent_thread).
 BUILTIN_AGENTS: dict[str, list[str]] = {
     "codex": [
         "codex",
@@ -53,10 +55,23 @@ BUILTIN_AGENTS: dict[str, list[str]] = {
         "--skip-git-repo-check",
         "--output-last-message",
         "{lastMessageFile}",
+        "--model",
+        "{model}",
+        "--config=model_reasoning_effort={effort}",
         "--",
         "{prompt}",
     ],
-    "claude": ["claude", "-p", "{prompt}"],
+    "claude": [
+        "claude",
+        "-p",
+        "--output-format",
+        "json",
+        "--model",
+        "{model}",
+        "--effort",
+        "{effort}",
+        "{prompt}",
+    ],
 }
 
 #: the shortest timeout a setting may name, in seconds
