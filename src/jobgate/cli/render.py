@@ -264,6 +264,8 @@ def job_text(job: model.Job, now: float | None = None) -> str:
         *[("session", "sessionId"), ("pid", "pid"), ("command pid", "commandPid")],
         *[("exit code", "exitCode"), ("error", "errorMessage"), ("created", "createdAt")],
         *[("started", "startedAt"), ("completed", "completedAt"), ("log", "logFile")],
+        *[("worktree", "worktreePath"), ("branch", "worktreeBranch"), ("base", "worktreeBase")],
+        *[("applied", "appliedAt"), ("discarded", "worktreeRemovedAt"), ("kept", "keepReason")],
     ]
     out = [f"job {clean(job.get('id'), NAME_MAX)}  ({elapsed(job, now)})"]
     for label, key in keys:
