@@ -54,14 +54,17 @@ def init(repo: Path, files: dict[str, str] | None = None, commit: bool = True) -
     return repo
 
 
-def tree_fingerprint(repo: Path) -> dict[str, str]:
-    """sha256 of every file under ``repo`` (``.git`` included, the index too): two equal
-    fingerprints mean the tree and the repository are byte for byte the same. Loose
-    objects git may add (``objects/``) are left out: they change no content."""
+def tree_fingerprint(repo: Path, with_git: bool = True) -> dict[str, str]:
+    """sha256 and mode of every file under ``repo`` (with ``with_git``, ``.git`` too, the
+    index included): two equal fingerprints mean the tree (and the repository) are byte
+    for byte the same. Loose objects git may add (``objects/``) are left out: they change
+    no content."""
     out: dict[str, str] = {}
     for root, dirs, names in os.walk(repo):
         rel_root = os.path.relpath(root, repo)
         if rel_root.startswith(os.path.join(".git", "objects")):
+            continue
+        if not with_git and (rel_root == ".git" or rel_root.startswith(".git" + os.sep)):
             continue
         dirs.sort()
         for name in sorted(names):
