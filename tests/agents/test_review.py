@@ -35,9 +35,7 @@ def _diff_in(prompt: str) -> str:
     return prompt[start : prompt.rindex("</diff>")]
 
 
-def test_the_prompt_carries_exactly_gits_diff_untracked_files_included(
-    jg: Env, repo: Path
-) -> None:
+def test_the_prompt_carries_exactly_gits_diff_untracked_files_included(jg: Env, repo: Path) -> None:
     (repo / "a.txt").write_text("one\nstaged\n")
     git(repo, "add", "a.txt")
     (repo / "a.txt").write_text("one\nstaged\nand unstaged\n")
@@ -176,9 +174,7 @@ def test_fit_cuts_inside_the_first_file_at_a_line_when_it_alone_is_too_big(
     assert review.fit(change, limit=10_000) == (change.diff, ())
 
 
-def test_review_with_an_agent_without_a_read_only_profile_is_refused(
-    jg: Env, repo: Path
-) -> None:
+def test_review_with_an_agent_without_a_read_only_profile_is_refused(jg: Env, repo: Path) -> None:
     (repo / "a.txt").write_text("changed\n")
     jg.cli("config", "set", "agents.mine", json.dumps(["mine", "{prompt}"]))
     proc = jg.cli("review", "--agent", "mine")

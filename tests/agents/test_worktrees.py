@@ -194,9 +194,7 @@ def test_discard_refuses_a_change_never_applied_without_force(jg: Env, repo: Pat
     assert not Path(job["worktreePath"]).exists()
 
 
-def test_a_running_jobs_worktree_is_never_removed_not_even_with_force(
-    jg: Env, repo: Path
-) -> None:
+def test_a_running_jobs_worktree_is_never_removed_not_even_with_force(jg: Env, repo: Path) -> None:
     proc = jg.cli("run", "--worktree", "--background", "--json", "--", "sleep", "60")
     job_id = json.loads(proc.stdout)["id"]
     job = jg.wait_for(job_id, lambda j: j["status"] == "running")
@@ -209,9 +207,7 @@ def test_a_running_jobs_worktree_is_never_removed_not_even_with_force(
     assert Path(job["worktreePath"]).is_dir()  # cancelling removes nothing either
 
 
-def test_a_job_found_dead_is_no_longer_running_and_may_be_discarded(
-    jg: Env, repo: Path
-) -> None:
+def test_a_job_found_dead_is_no_longer_running_and_may_be_discarded(jg: Env, repo: Path) -> None:
     from conftest import kill9
 
     proc = jg.cli("run", "--worktree", "--background", "--json", "--", "sleep", "60")
