@@ -185,7 +185,7 @@ REVIEW_TEMPLATES: dict[str, list[str]] = {
         "--permission-mode",
         "dontAsk",
         "--allowedTools=Read,Grep,Glob",
-        "--disallowedTools=Edit,MultiEdit,Write,NotebookEdit,Bash",
+        "--disallowedTools=Edit,Write,NotebookEdit,Bash",
     ],
 }
 
