@@ -234,3 +234,20 @@ def test_retention_keeps_a_job_whose_worktree_holds_its_change_and_says_so(
     assert len(ids) == 2 and brief["id"] in ids  # the newest run, and the job kept
     assert f"kept job {brief['id']} past maxJobs: its worktree holds" in proc.stderr
     assert Path(jg.job(brief["id"])["worktreePath"]).is_dir()
+
+
+def test_the_session_ending_cancels_a_worktree_job_but_keeps_its_worktree(
+    jg: Env, repo: Path
+) -> None:
+    from conftest import run_hook
+
+    proc = jg.cli(
+        "run", "--worktree", "--background", "--json", "--session", "s1", "--", "sleep", "60"
+    )
+    job_id = json.loads(proc.stdout)["id"]
+    job = jg.wait_for(job_id, lambda j: j["status"] == "running" and bool(j.get("commandPid")))
+    ended = run_hook(jg, "session-end", session="s1", reason="prompt_input_exit")
+    assert ended.returncode == 0, ended.stderr
+    assert jg.wait_for(job_id, lambda j: j["status"] == "cancelled")["status"] == "cancelled"
+    assert Path(job["worktreePath"]).is_dir()
+    assert job["worktreePath"] in git(repo, "worktree", "list", "--porcelain")

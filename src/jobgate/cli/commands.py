@@ -188,9 +188,7 @@ def cmd_result(args: argparse.Namespace) -> int:
         )
     full = refresh.full_record(store, job)
     cut = render.output_cut(full)  # the output is the log's last 64 KiB: was it cut?
-    from jobgate.agents.review import for_result  # a review job: its structured findings
-
-    shown, doc = for_result(full, cut)
+    shown, doc = render.result_views(full, cut)  # a review job: with its findings
     emit(render.to_json(doc) if args.json else render.result_text(shown, cut))
     # like ``wait``: a script can tell a failed or cancelled job's result from a success
     return EXIT_OK if full.get("status") == model.COMPLETED else EXIT_FAILED

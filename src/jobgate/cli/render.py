@@ -337,6 +337,17 @@ def output_cut(job: model.Job) -> dict[str, Any]:
     return facts
 
 
+def result_views(job: model.Job, cut: dict[str, Any]) -> tuple[model.Job, dict[str, Any]]:
+    """``result``: the job as shown to people, and the ``--json`` document. A review job's
+    structured findings come from :func:`jobgate.agents.review.for_result` (imported only
+    for one: it costs a ``dataclasses`` import)."""
+    if job.get("kind") != "review":
+        return job, {"job": job, **cut}
+    from jobgate.agents.review import for_result
+
+    return for_result(job, cut)
+
+
 def result_text(job: model.Job, cut: dict[str, Any] | None = None) -> str:
     """``result``: the outcome, then the output; where it was cut (``cut``: see
     :func:`output_cut`), a marker line first, and it starts at a whole line (the bytes of
