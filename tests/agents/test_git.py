@@ -204,3 +204,13 @@ def test_binary_files_round_trip_through_apply(tmp_path: Path) -> None:
     assert outcome.ok
     assert (repo / "blob.bin").read_bytes() == blob
     assert os.path.exists(path)
+
+
+def test_is_dirty_reads_the_tree_without_rewriting_the_index(tmp_path: Path) -> None:
+    repo = init(tmp_path / "r", {"a.txt": "one\n", "same.txt": "same\n"})
+    (repo / "a.txt").write_text("two\n")
+    # same content, other stat data: a plain `git status` would refresh and rewrite the index
+    os.utime(repo / "same.txt", (1, 1))
+    before = tree_fingerprint(repo)
+    assert jgit.is_dirty(str(repo))
+    assert tree_fingerprint(repo) == before

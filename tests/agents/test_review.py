@@ -181,3 +181,21 @@ def test_review_with_an_agent_without_a_read_only_profile_is_refused(jg: Env, re
     assert proc.returncode == 2
     assert "has no read-only review profile" in proc.stderr
     assert _runs(jg) == []
+
+
+def test_structured_reads_the_schemas_json_and_a_text_reviews_verdict_line() -> None:
+    as_json = json.dumps(
+        {
+            "verdict": "reject",
+            "summary": "s",
+            "findings": [{"file": "f.py", "line": 3, "severity": "high", "text": "t"}],
+        }
+    )
+    found = review.structured(as_json)
+    assert found is not None and found["verdict"] == "reject"
+    assert found["findings"] == [{"file": "f.py", "line": 3, "severity": "high", "text": "t"}]
+    text = review.structured("All good overall.\n\n**Verdict: approve**\n")
+    assert text == {"verdict": "approve", "summary": None, "findings": None}
+    assert review.structured("no verdict here") is None
+    assert review.structured("Verdict: maybe") is None
+    assert review.structured(None) is None

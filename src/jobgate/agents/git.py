@@ -76,7 +76,8 @@ def git(
 ) -> subprocess.CompletedProcess[bytes]:
     """``git -C directory ARGS``: its output; a :class:`GitFailed` when it fails (with
     ``check``), or when git itself cannot be run."""
-    argv = ["git", "-C", directory, *args]
+    # --no-optional-locks: a read (``git status``) never refreshes and rewrites the index
+    argv = ["git", "--no-optional-locks", "-C", directory, *args]
     try:
         proc = subprocess.run(
             argv,
