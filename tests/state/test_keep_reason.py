@@ -28,6 +28,6 @@ def test_a_job_with_a_keep_reason_survives_pruning_and_is_named_as_held_back() -
 
 def test_without_keep_reasons_pruning_is_unchanged() -> None:
     jobs = [_finished(i) for i in range(5)]
-    kept, dropped = model.prune(jobs, keep_finished=2, spare=frozenset({"run-000"}))
+    kept, _dropped = model.prune(jobs, keep_finished=2, spare=frozenset({"run-000"}))
     assert [j["id"] for j in kept] == ["run-000", "run-003", "run-004"]
     assert model.held_back(jobs, keep_finished=2) == []
