@@ -60,8 +60,19 @@ def test_two_parallel_worktree_tasks_writing_the_same_file_each_keep_their_own_c
     jg: Env, repo: Path
 ) -> None:
     before = tree_fingerprint(repo, with_git=False)
-    a = _task(jg, "task A", "same.txt=written by A\n")
-    b = _task(jg, "task B", "same.txt=written by B\n")
+    starts = [
+        jg.popen(
+            "task", "--worktree", "--background", "--json", f"task {who}",
+            env={**jg.env, "FAKE_WRITE": f"same.txt=written by {who}\n"},
+        )
+        for who in ("A", "B")
+    ]  # fmt: skip
+    briefs = []
+    for start in starts:  # started together: both worktrees are made at the same time
+        out, err = start.communicate(timeout=120)
+        assert start.returncode == 0, err
+        briefs.append(json.loads(out))
+    a, b = briefs
     for brief in (a, b):
         assert _finished(jg, brief["id"])["status"] == "completed"
 
