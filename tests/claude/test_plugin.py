@@ -34,7 +34,12 @@ EVENT_OF = {
     "SessionEnd": "session-end",
     "StopFailure": "stop-failure",
 }
-COMMANDS = ("task", "status", "result", "cancel", "log", "setup", "wait")
+COMMANDS = (
+    *("task", "status", "result", "cancel", "log", "setup", "wait"),
+    *("review", "adversarial-review", "diff", "apply"),
+)
+#: slash commands whose jobgate command is another name
+CALLS = {"setup": "config", "adversarial-review": "review"}
 BASE_PATH = "/usr/bin:/bin"
 
 
@@ -133,7 +138,7 @@ def test_slash_command_has_frontmatter_and_calls_the_cli(name: str) -> None:
     assert fields.get("description", "").strip()
     assert "allowed-tools" in fields
     assert "$ARGUMENTS" in text
-    called = "config" if name == "setup" else name
+    called = CALLS.get(name, name)
     assert f"jobgate {called}" in text
 
 

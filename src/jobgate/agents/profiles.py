@@ -281,3 +281,52 @@ def default_name(agent: str, prompt: str, limit: int = NAME_LIMIT) -> str:
     if len(words) > limit:
         words = words[: limit - 1].rstrip() + "…"
     return f"{agent}: {words}" if words else agent
+
+
+# -- review runs (jobgate review) ---------------------------------------------------
+#: a JSON schema file the agent's final message must follow (``codex exec --output-schema``)
+OUTPUT_SCHEMA_FILE = "{outputSchemaFile}"
+
+#: read-only review runs of the built-in agents. The program is the one the agent's
+#: profile names (so ``agents.codex`` pointing at another binary is honoured); the flags
+#: are the review's own. Checked against the real CLIs (docs/reference):
+#: codex 0.171.0 ``exec --sandbox read-only --output-schema FILE``; claude 2.1.197
+#: ``-p`` with ``--permission-mode dontAsk`` (a tool not pre-approved is denied),
+#: ``--allowedTools`` the read-only tools and ``--disallowedTools`` the editing ones.
+REVIEW_TEMPLATES: dict[str, list[str]] = {
+    "codex": [
+        "codex",
+        "exec",
+        "--skip-git-repo-check",
+        "--sandbox",
+        "read-only",
+        "--output-schema",
+        OUTPUT_SCHEMA_FILE,
+        "--output-last-message",
+        LAST_MESSAGE_FILE,
+        "--",
+        PROMPT,
+    ],
+    "claude": [
+        "claude",
+        "-p",
+        PROMPT,
+        "--permission-mode",
+        "dontAsk",
+        "--allowedTools=Read,Grep,Glob",
+        "--disallowedTools=Edit,Write,NotebookEdit,Bash",
+    ],
+}
+
+
+def review_template(agents: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    """The read-only review template of agent ``name``, run with the program its profile
+    names; a :class:`JobgateError` for an agent jobgate knows no read-only run of."""
+    template = REVIEW_TEMPLATES.get(name)
+    if template is None:
+        known = ", ".join(sorted(REVIEW_TEMPLATES))
+        raise JobgateError(
+            f"agent {name!r} has no read-only review profile (review agents: {known})"
+        )
+    program = profile(agents, name)[0] if name in agents else template[0]
+    return [program, *template[1:]]

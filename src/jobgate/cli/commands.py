@@ -64,13 +64,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_file.read_or_hint(store)  # a damaged config.json: say how to get out of it
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args))
+    from jobgate.cli.isolation import WORKTREE_KEYS, isolated, until_recorded
+
+    common, iso = isolated(store, common, getattr(args, "worktree", False))  # run --worktree
     if args.background:
-        job = launch.start_background(store, command, **common)
+        with until_recorded(iso):
+            job = launch.start_background(store, command, **common)
         if args.json:
             from jobgate.cli.render import to_json
 
-            brief = {k: job.get(k) for k in ("id", "status", "pid", "name", "logFile")}
-            emit(to_json(brief))
+            keys = ("id", "status", "pid", "name", "logFile", *WORKTREE_KEYS)
+            emit(to_json({k: job.get(k) for k in keys if k in job}))
         else:
             emit(
                 f"{job['id']}\nstarted in the background (pid {job['pid']}); "
@@ -184,12 +188,13 @@ def cmd_result(args: argparse.Namespace) -> int:
         )
     full = refresh.full_record(store, job)
     cut = render.output_cut(full)  # the output is the log's last 64 KiB: was it cut?
+    shown, doc = render.result_views(full, cut)  # a review job: with its findings
     if args.json:
         from jobgate.agents.threads import facts
 
-        emit(render.to_json({"job": full, **cut, **facts(full)}))
+        emit(render.to_json({**doc, **facts(full)}))
     else:
-        emit(render.result_text(full, cut))
+        emit(render.result_text(shown, cut))
     # like ``wait``: a script can tell a failed or cancelled job's result from a success
     return EXIT_OK if full.get("status") == model.COMPLETED else EXIT_FAILED
 

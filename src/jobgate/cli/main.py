@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task", "jobgate.cli.watch")
+EXTENSIONS = (
+    "jobgate.cli.doctor",
+    "jobgate.claude.shell",
+    "jobgate.cli.task",
+    "jobgate.cli.watch",
+    "jobgate.cli.review",
+    "jobgate.cli.worktree",
+)
 
 
 # -- parser --------------------------------------------------------------------------
@@ -107,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", default="run", type=_kind, help="job kind, the id prefix (default: run)"
     )
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
+    p.add_argument(
+        "--worktree", action="store_true", help="run in a fresh git worktree (jobgate diff/apply)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
 

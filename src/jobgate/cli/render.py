@@ -264,6 +264,8 @@ def job_text(job: model.Job, now: float | None = None) -> str:
         *[("session", "sessionId"), ("pid", "pid"), ("command pid", "commandPid")],
         *[("exit code", "exitCode"), ("error", "errorMessage"), ("created", "createdAt")],
         *[("started", "startedAt"), ("completed", "completedAt"), ("log", "logFile")],
+        *[("worktree", "worktreePath"), ("branch", "worktreeBranch"), ("base", "worktreeBase")],
+        *[("applied", "appliedAt"), ("discarded", "worktreeRemovedAt"), ("kept", "keepReason")],
     ]
     out = [f"job {clean(job.get('id'), NAME_MAX)}  ({elapsed(job, now)})"]
     for label, key in keys:
@@ -333,6 +335,17 @@ def output_cut(job: model.Job) -> dict[str, Any]:
         facts.update(outputTruncated=True, outputOmittedBytes=window - offset)
         facts["outputStartsMidLine"] = mid
     return facts
+
+
+def result_views(job: model.Job, cut: dict[str, Any]) -> tuple[model.Job, dict[str, Any]]:
+    """``result``: the job as shown to people, and the ``--json`` document. A review job's
+    structured findings come from :func:`jobgate.agents.review.for_result` (imported only
+    for one: it costs a ``dataclasses`` import)."""
+    if job.get("kind") != "review":
+        return job, {"job": job, **cut}
+    from jobgate.agents.review import for_result
+
+    return for_result(job, cut)
 
 
 def result_text(job: model.Job, cut: dict[str, Any] | None = None) -> str:

@@ -63,6 +63,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job (default: agent and prompt start)")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
+    p.add_argument(
+        "--worktree", action="store_true", help="run in a fresh git worktree (jobgate diff/apply)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("job", metavar="JOB", nargs="?", help="with --resume: the task to continue")
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
@@ -127,22 +130,38 @@ def cmd_task(args: argparse.Namespace) -> int:
             "is continued by the agent that started it"
         )
     prompt = _read_prompt(args.prompt)
-    prepared = task.prepare(
-        store,
-        agent,
-        prompt,
-        cwd=os.path.realpath(getattr(args, "cwd", None) or os.getcwd()),
-        name=args.name,
-        session_id=commands.session_of(args),
-        resume=resume,
-        options={"model": args.model, "effort": args.effort},
-    )
+    cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
+    from jobgate.cli.isolation import WORKTREE_KEYS, isolated, until_recorded
+
+    _fields, iso = isolated(store, {"cwd": cwd, "kind": "task"}, getattr(args, "worktree", False))
+    if iso is not None:
+        cwd = iso.cwd
+    with until_recorded(iso):
+        prepared = task.prepare(
+            store,
+            agent,
+            prompt,
+            cwd=cwd,
+            name=args.name,
+            session_id=commands.session_of(args),
+            resume=resume,
+            options={"model": args.model, "effort": args.effort},
+        )
+        if iso is not None:
+            import dataclasses
+
+            from jobgate.agents import worktrees
+
+            fields = worktrees.launch_fields(iso, prepared.fields)
+            prepared = dataclasses.replace(prepared, fields=fields)
+        if args.background:
+            job = task.start_background(store, prepared)
     if args.background:
-        job = task.start_background(store, prepared)
         if args.json:
             from jobgate.cli.render import to_json
 
-            keys = ("id", "status", "pid", "name", "kind", "agent", "resumedFrom", "logFile")
+            keys: tuple[str, ...] = ("id", "status", "pid", "name", "kind", "agent")
+            keys += ("resumedFrom", "logFile", *(k for k in WORKTREE_KEYS if k in job))
             commands.emit(to_json({k: job.get(k) for k in keys}))
         else:
             commands.emit(

@@ -47,8 +47,9 @@ def _new_record(
     name: str | None,
     session_id: str | None,
     extra: dict[str, Any] | None,
+    job_id: str | None = None,
 ) -> model.Job:
-    job_id = model.new_id(kind)
+    job_id = job_id or model.new_id(kind)
     job = model.new_job(
         job_id=job_id,
         command=command,
@@ -72,12 +73,22 @@ def start_background(
     name: str | None = None,
     session_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> model.Job:
-    """Record a job and start its detached worker; returns the committed record."""
+    """Record a job and start its detached worker; returns the committed record.
+    ``job_id``: an id made beforehand (:func:`jobgate.state.model.new_id`), for a job
+    whose resources are named after it (a worktree's branch)."""
     _check_command(command)
     store.ensure()
     job = _new_record(
-        store, command, cwd=cwd, kind=kind, name=name, session_id=session_id, extra=extra
+        store,
+        command,
+        cwd=cwd,
+        kind=kind,
+        name=name,
+        session_id=session_id,
+        extra=extra,
+        job_id=job_id,
     )
     log_path = job["logFile"]
     log_line(log_path, f"jobgate: job {job['id']} created")
@@ -153,6 +164,7 @@ def run_foreground(
     session_id: str | None = None,
     extra: dict[str, Any] | None = None,
     stdout_to_stderr: bool = False,
+    job_id: str | None = None,
 ) -> tuple[model.Job, int]:
     """Run the command here, output passing through (all of it to stderr with
     ``stdout_to_stderr``); returns (record, exit code)."""
@@ -161,7 +173,14 @@ def run_foreground(
     _check_command(command)
     store.ensure()
     job = _new_record(
-        store, command, cwd=cwd, kind=kind, name=name, session_id=session_id, extra=extra
+        store,
+        command,
+        cwd=cwd,
+        kind=kind,
+        name=name,
+        session_id=session_id,
+        extra=extra,
+        job_id=job_id,
     )
     me = liveness.capture(os.getpid())
     with store.transaction() as tx:

@@ -298,7 +298,11 @@ class Transaction:
             if prune or self._rewrite:
                 everything = self._all_finished()
                 if prune and self.max_finished is not None:
+                    held = model.held_back(everything, self.max_finished, self.spare)
                     everything, dropped = model.prune(everything, self.max_finished, self.spare)
+                    for job in held[:3]:  # said at each prune, so kept short
+                        why = model.one_line(str(job[model.KEEP_REASON]))
+                        warn(f"kept job {job['id']} past maxJobs: {why}")
                 data = index.lines_text(everything)
                 atomic_write(store.finished_path, data)
                 st = os.stat(store.finished_path)
