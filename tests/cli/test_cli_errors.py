@@ -442,9 +442,9 @@ def test_readers_on_a_read_only_state_dir_show_a_dead_job_lost_and_warn_once(
         assert proc.returncode == code, (args, proc.stderr)
         assert shown in proc.stdout, (args, proc.stdout)
         _one_readonly_warning(proc.stderr, lock)
-    # nothing was written: the record on disk still says running
-    on_disk = json.loads((jg.state_dir() / "jobs" / f"{job_id}.json").read_text())
-    assert on_disk["status"] == "running"
+    # nothing was written: the index on disk still says running
+    active = json.loads((jg.state_dir() / "active.json").read_text())
+    assert [j["status"] for j in active["jobs"] if j["id"] == job_id] == ["running"]
 
 
 def test_wait_on_a_read_only_state_dir_warns_once_however_often_it_polls(

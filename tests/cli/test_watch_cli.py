@@ -530,7 +530,7 @@ def test_a_job_whose_worker_dies_runs_on_until_its_command_dies(
     w = _watch(jg, watches, "--json")
     kill9(job["pid"])  # the worker: its command runs on, so the job does
     assert w.rest(quiet=2.5) == []
-    assert jg.store().read_job(job["id"])["status"] == "running"
+    assert jg.store().snapshot().lookup(job["id"])["status"] == "running"  # type: ignore[index]
     kill9(job["commandPid"])
     line = json.loads(w.next(timeout=5))
     assert (line["event"], line["job"]["id"]) == ("lost", job["id"])

@@ -415,7 +415,8 @@ def test_a_job_of_a_pid_namespace_that_is_gone_is_written_down_lost(jg: Env) -> 
     start = f"{sys.executable} -m jobgate run --background --name boxed -- sleep 300"
     done = _start_in_pid_namespace(jg, f"{start} && sleep 1")
     assert done.returncode == 0, done.stderr
-    job = next(j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed")
+    listed = next(j for j in jg.cli_json("status", "--all")["jobs"] if j["name"] == "boxed")
+    job = jg.cli_json("status", listed["id"])["job"]  # the full record: with identities
     assert job["workerProcess"]["pidNs"] != liveness.pid_namespace()
     if liveness.pid_namespace() != pidns.ROOT_PID_NS:
         pytest.skip("only a reader in the initial pid namespace sees every namespace")
