@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task", "jobgate.cli.watch")
+EXTENSIONS = (
+    "jobgate.cli.doctor",
+    "jobgate.claude.shell",
+    "jobgate.cli.task",
+    "jobgate.cli.watch",
+    "jobgate.cli.top",
+)
 
 
 # -- parser --------------------------------------------------------------------------
@@ -114,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", nargs="?", help="job id or unique prefix")
     p.add_argument("--all", action="store_true", help="list every retained job")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli.top import add_watch_arguments
+
+    add_watch_arguments(p)  # --watch [--interval S]: the live view, as jobgate top
 
     p = add(
         "result", cmd_result, "show the stored outcome of a finished job", "jobgate result run-mid1"
