@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,13 @@ def _script(*top_args: str) -> str:
     return f"trap : INT; echo MARKER-BEFORE-TOP; {top}; {AFTER}"
 
 
+def _wait_for_log(path: str, needle: bytes) -> None:
+    deadline = time.monotonic() + 30
+    while needle not in Path(path).read_bytes():
+        assert time.monotonic() < deadline, f"{needle!r} never reached {path}"
+        time.sleep(0.1)
+
+
 def _queued(store: Any, job_id: str, **fields: Any) -> None:
     job = model.new_job(job_id=job_id, command=["true"], cwd="/", log_file=store.log_path(job_id))
     job.update(fields)
@@ -57,7 +65,11 @@ def test_top_follows_jobs_live_and_quits_on_q_restoring_the_screen(jg: Env, term
     _queued(store, "run-queued-first", queueRank=1)
     _queued(store, "run-queued-gpu", queueRank=9, group="gpu")
 
-    term.start(_script(), jg.env, jg.workspace, 120, 30)
+    for job, needle in ((finisher, b"working-on-it"), (victim, b"L" * 300)):
+        _wait_for_log(job["logFile"], needle)
+    # no redraw by the clock: every change below must wake the view (inotify, a pidfd,
+    # SIGWINCH), and show well within the deadlines
+    term.start(_script("--interval", "600"), jg.env, jg.workspace, 120, 30)
     lines = term.wait_for(
         "both running jobs with their last lines, and the queue",
         lambda ls: (
@@ -109,7 +121,7 @@ def test_top_follows_jobs_live_and_quits_on_q_restoring_the_screen(jg: Env, term
 
 def test_ctrl_c_ends_top_with_exit_0_and_the_terminal_restored(jg: Env, term: Term) -> None:
     jg.store()
-    term.start(_script("--interval", "5"), jg.env, jg.workspace, 80, 20)
+    term.start(_script("--interval", "600"), jg.env, jg.workspace, 80, 20)
     term.wait_for("the empty view", lambda ls: any("no running or queued jobs" in ln for ln in ls))
     brief = jg.start("sleep", "60", name="late")
     lines = term.wait_for(
