@@ -5,6 +5,7 @@ a new size, and gives the shell its screen and terminal mode back on ``q`` or Ct
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -134,3 +135,31 @@ def test_ctrl_c_ends_top_with_exit_0_and_the_terminal_restored(jg: Env, term: Te
     assert time.monotonic() - started < 30
     assert "MARKER-BEFORE-TOP" in "\n".join(lines)
     assert "icanon" in lines and "-icanon" not in lines
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for job control")
+def test_ctrl_z_gives_the_shell_its_screen_and_fg_brings_the_view_back(jg: Env, term: Term) -> None:
+    jg.store()
+    top = shlex.join([sys.executable, "-m", "jobgate", "top", "--interval", "600"])
+    shell = "exec env HISTFILE= PS1='$ ' bash --norc --noprofile -i"
+    term.start(shell, jg.env, jg.workspace, 80, 20)
+    term.wait_for("the prompt", lambda ls: any(ln.startswith("$") for ln in ls))
+    term.keys(f"echo MARKER-BEFORE-TOP; {top}", "Enter")
+    empty = "no running or queued jobs"
+    term.wait_for("the view", lambda ls: any(empty in ln for ln in ls))
+
+    term.keys("C-z")
+    lines = term.wait_for("the shell back", lambda ls: any("Stopped" in ln for ln in ls))
+    assert "MARKER-BEFORE-TOP" in "\n".join(lines) and "STATUS" not in "\n".join(lines)
+    term.keys("stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{0,1\\}icanon'", "Enter")
+    term.wait_for("the shell's own terminal mode", lambda ls: "icanon" in ls)
+
+    brief = jg.start("sleep", "60", name="while-stopped")
+    term.keys("fg", "Enter")
+    lines = term.wait_for("the view again, with the new job", lambda ls: bool(row(ls, brief["id"])))
+    assert "MARKER-BEFORE-TOP" not in "\n".join(lines)
+    term.keys("q")
+    term.wait_for("the prompt after q", lambda ls: bool(ls) and "STATUS" not in "\n".join(ls))
+    term.keys("echo top-exit=$?", "Enter")
+    lines = term.wait_for("its exit status", lambda ls: "top-exit=0" in ls)
+    assert "MARKER-BEFORE-TOP" in "\n".join(lines)

@@ -116,23 +116,27 @@ def cmd_top(args: argparse.Namespace) -> int:
     root, store = commands.open_store(args)
     reader = Reader(store)
     reader.read()  # a state dir it may not read fails here, before any screen opens
-    tty = not args.json and sys.stdout.isatty() and _can_take_keys()
+    tty = not args.json and sys.stdout.isatty() and _can_draw()
     sink: Plain | Screen
     sink = top_screen.Screen(root) if tty else top_screen.Plain(root, as_json=args.json)
     guard = None if tty else idle.SessionGuard()
     keys = Keys(sys.stdin.fileno()) if tty and sys.stdin.isatty() else None
     try:
-        with idle.Stopper() as stopper, Resizes(tty), sink, keys or _Nothing():
-            run(reader, sink, stopper, args.interval, keys, guard)
+        with idle.Stopper() as stopper, Resizes(tty) as signals, sink, keys or _Nothing():
+            run(reader, sink, stopper, args.interval, keys, guard, signals)
     finally:
         if guard is not None:
             guard.close()
     return EXIT_OK
 
 
-def _can_take_keys() -> bool:
-    """A full screen needs ``poll`` and ``termios`` (POSIX); elsewhere: plain output."""
+def _can_draw() -> bool:
+    """A full screen needs a terminal that can be drawn on (not ``TERM=dumb``), ``poll``
+    and ``termios`` (POSIX); elsewhere: plain output."""
     import select
+
+    if os.environ.get("TERM") == "dumb":
+        return False
 
     try:
         import termios  # noqa: F401
@@ -232,27 +236,55 @@ class Keys:
 
 
 class Resizes:
-    """SIGWINCH handled while the screen is up: its byte on the wakeup fd wakes the loop,
-    which redraws at the new size. (The default action ignores it: no wake.)"""
+    """The terminal's signals while the screen is up. SIGWINCH: its byte on the wakeup fd
+    wakes the loop, which redraws at the new size (its default action ignores it: no
+    wake). SIGTSTP (Ctrl-Z): noted, and :meth:`suspend_if_asked`, called by the loop,
+    gives the shell its screen and terminal mode back before the process stops, and
+    takes them again when it is continued (``fg``)."""
 
     def __init__(self, active: bool) -> None:
         import signal
 
-        self.active = active and hasattr(signal, "SIGWINCH")
-        self._old: Any = None
+        self.active = active and hasattr(signal, "SIGWINCH") and hasattr(signal, "SIGTSTP")
+        self.asked = False
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Resizes:
         if self.active:
             import signal
 
-            self._old = signal.signal(signal.SIGWINCH, _noop)
+            self._old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, _noop)
+            self._old[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._stop_asked)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.active and self._old is not None:
-            import signal
+        import signal
 
-            signal.signal(signal.SIGWINCH, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    def _stop_asked(self, _signum: int, _frame: object) -> None:
+        self.asked = True
+
+    def suspend_if_asked(self, screen: Plain | Screen, keys: Keys | None) -> bool:
+        """After a Ctrl-Z: the screen and the terminal's mode given back, the process
+        stopped; True once it is continued, screen and keys taken again."""
+        if not self.asked:
+            return False
+        import signal
+
+        self.asked = False
+        if keys is not None:
+            keys.__exit__()
+        screen.suspend()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        signal.signal(signal.SIGTSTP, self._stop_asked)
+        if keys is not None:
+            keys.__enter__()
+        screen.resume()
+        return True
 
 
 def _noop(_signum: int, _frame: object) -> None:
@@ -274,6 +306,7 @@ def run(
     interval: float,
     keys: Keys | None = None,
     guard: idle.SessionGuard | None = None,
+    signals: Resizes | None = None,
 ) -> str:
     """Draw, then sleep until something may have changed, and again; returns why it
     stopped (a key, a signal, nothing reading its output any more)."""
@@ -319,6 +352,8 @@ def run(
                     return why
                 if keys is not None and keys.fd in ready and keys.quit_pressed():
                     return "quit"
+                if signals is not None and signals.suspend_if_asked(sink, keys):
+                    break  # continued: draw again
                 changed = notifier.fd in ready and notifier.drain()
                 if exits.fired(ready) or time.monotonic() >= deadline:
                     break  # a job's process ended, or time to redraw

@@ -60,6 +60,12 @@ class Plain:
     def __exit__(self, *exc: object) -> None:
         pass
 
+    def suspend(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
     def show(self, jobs: list[model.Job], last_lines: dict[str, str], note: str) -> None:
         mark = (top_layout.signature(jobs, last_lines), note)
         if mark == self._last:
@@ -140,6 +146,14 @@ class Screen:
                         sys.stderr.flush()
                     except (OSError, ValueError):
                         pass
+
+    def suspend(self) -> None:
+        """Give the terminal back for a while (Ctrl-Z): the shell's screen, the cursor."""
+        self._live.stop()
+
+    def resume(self) -> None:
+        self._live.vertical_overflow = "ellipsis"  # (stop() left it "visible")
+        self._live.start()
 
     def size(self) -> tuple[int, int]:
         """The terminal's columns and lines now (read afresh: it may have been resized)."""
