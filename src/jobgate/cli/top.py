@@ -173,7 +173,7 @@ class Reader:
             found = self._last_line(job.get("logFile"))
             if found is not None:
                 tails[str(job.get("logFile"))] = found
-                lines[str(job["id"])] = found[1]
+                lines[str(job.get("id"))] = found[1]
         self._tails = tails
         return self.jobs, lines, note
 

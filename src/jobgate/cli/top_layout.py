@@ -212,7 +212,7 @@ def job_row(
     job: model.Job,
     cols: _Columns,
     positions: dict[str, int],
-    last: str | None,
+    last_lines: dict[str, str],
     width: int,
     now: float,
 ) -> Line:
@@ -223,6 +223,7 @@ def job_row(
         queue_text(job, positions),
         clean(job.get("name") or "", NAME_COLUMN),
     )
+    last = last_lines.get(str(job.get("id")))
     return Line(cols.row(cells, detail_of(job, last), width), style_of(job))
 
 
@@ -272,7 +273,7 @@ def screen(
     ]
     body: list[Line] = []
     for job in running + queued:
-        body.append(job_row(job, cols, positions, last_lines.get(str(job["id"])), width, now))
+        body.append(job_row(job, cols, positions, last_lines, width, now))
     if not running and not queued:
         body.append(
             Line(clean("no running or queued jobs (start one: jobgate run -b -- CMD)", width), NOTE)
@@ -280,7 +281,7 @@ def screen(
     if finished:
         body.append(Line(clean("recently finished", width), NOTE))
         for job in finished:
-            body.append(job_row(job, cols, positions, last_lines.get(str(job["id"])), width, now))
+            body.append(job_row(job, cols, positions, last_lines, width, now))
     bottom = [Line(clean(note, width), NOTE)] if note else []
     foot = footer_text(running, queued, finished)
     if hint and columns(foot) + len(GAP) + columns(hint) <= width:
