@@ -69,7 +69,7 @@ def test_top_follows_jobs_live_and_quits_on_q_restoring_the_screen(jg: Env, term
     for job, needle in ((finisher, b"working-on-it"), (victim, b"L" * 300)):
         _wait_for_log(job["logFile"], needle)
     # no redraw by the clock: every change below must wake the view (inotify, a pidfd,
-    # SIGWINCH), and show well within the deadlines
+    # SIGWINCH; the 2 s probe while a job no pidfd watches is active, as the queued ones)
     term.start(_script("--interval", "600"), jg.env, jg.workspace, 120, 30)
     lines = term.wait_for(
         "both running jobs with their last lines, and the queue",

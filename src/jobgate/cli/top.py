@@ -313,6 +313,7 @@ def run(
     import select
 
     from jobgate.jobs import idle
+    from jobgate.jobs.watch import PROBE_EVERY
     from jobgate.state import model
 
     notifier = idle.Notifier()
@@ -325,8 +326,11 @@ def run(
             jobs, lines, note = reader.read()
             sink.show(jobs, lines, note)
             last_draw = time.monotonic()
-            exits.sync([j for j in jobs if model.is_active(j)])
-            deadline = last_draw + interval
+            unpinned = exits.sync([j for j in jobs if model.is_active(j)])
+            # a job no pidfd watches (none here; its process not pinnable; one of its two
+            # processes died, the other between a probe and its pin): probed as often
+            # as ``watch`` does, whatever the interval
+            deadline = last_draw + (min(interval, PROBE_EVERY) if unpinned else interval)
             while True:  # until something to draw
                 fds = [(stopper.fd, idle.POLLIN)] if stopper.fd >= 0 else []
                 fds += guard.fds() if guard is not None else []
