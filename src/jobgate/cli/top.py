@@ -320,6 +320,7 @@ def run(
     exits = idle.ExitWatch()
     try:
         last_draw = 0.0
+        fired: list[str] = []  # the jobs whose pinned process just exited
         while True:
             if notifier.fd >= 0 and not notifier.watching:
                 notifier.watch(reader.store.state_dir)  # (again) once it exists
@@ -327,10 +328,13 @@ def run(
             sink.show(jobs, lines, note)
             last_draw = time.monotonic()
             unpinned = exits.sync([j for j in jobs if model.is_active(j)])
-            # a job no pidfd watches (none here; its process not pinnable; one of its two
-            # processes died, the other between a probe and its pin): probed as often
-            # as ``watch`` does, whatever the interval
-            deadline = last_draw + (min(interval, PROBE_EVERY) if unpinned else interval)
+            # a job no pidfd watches (none here, its process not pinnable) is probed as
+            # often as ``watch`` does, whatever the interval; one whose pinned process
+            # just exited and that was still alive but cannot be pinned again (its other
+            # process died between the probe and the pin): at once
+            again = any(str(j.get("id")) in fired for j in unpinned)
+            wait_for = min(interval, PROBE_EVERY) if unpinned else interval
+            deadline = last_draw + (MIN_GAP if again else wait_for)
             while True:  # until something to draw
                 fds = [(stopper.fd, idle.POLLIN)] if stopper.fd >= 0 else []
                 fds += guard.fds() if guard is not None else []
@@ -359,7 +363,8 @@ def run(
                 if signals is not None and signals.suspend_if_asked(sink, keys):
                     break  # continued: draw again
                 changed = notifier.fd in ready and notifier.drain()
-                if exits.fired(ready) or time.monotonic() >= deadline:
+                fired = exits.fired(ready)
+                if fired or time.monotonic() >= deadline:
                     break  # a job's process ended, or time to redraw
                 if changed or (stopper.fd in ready):  # the state, or a resize
                     deadline = min(deadline, last_draw + MIN_GAP)
