@@ -34,6 +34,7 @@ EXTENSIONS = (
     "jobgate.cli.watch",
     "jobgate.cli.review",
     "jobgate.cli.worktree",
+    "jobgate.cli.top",
 )
 
 
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", nargs="?", help="job id or unique prefix")
     p.add_argument("--all", action="store_true", help="list every retained job")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli.top import add_watch_arguments
+
+    add_watch_arguments(p)  # --watch [--interval S]: the live view, as jobgate top
 
     p = add(
         "result", cmd_result, "show the stored outcome of a finished job", "jobgate result run-mid1"

@@ -82,6 +82,11 @@ def _width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
 
 
+def columns(text: str) -> int:
+    """Terminal columns of printable ``text`` (as :func:`clean` returns it)."""
+    return len(text) if text.isascii() else sum(_width(ch) for ch in text)
+
+
 def clean(text: object, limit: int) -> str:
     """``text`` safe to print in at most ``limit`` columns: every character that is not
     printable escaped (``\\n``, ``\\t``, ``\\x1b``, ``\\u202e``), and cut with ``…`` when
