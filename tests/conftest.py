@@ -198,6 +198,17 @@ def _not_zombie(proc: psutil.Process) -> bool:
         return False
 
 
+def native_only(why: str) -> pytest.MarkDecorator:
+    """Skip a test on the portable backend (``JOBGATE_PLATFORM=portable``, the psutil
+    path macOS uses), saying ``why`` it needs Linux's own (``/proc``) backend. Every such
+    skip is listed in docs/platforms.md."""
+    from jobgate.proc import liveness
+
+    return pytest.mark.skipif(
+        liveness.is_portable(), reason=f"needs the Linux /proc backend: {why}"
+    )
+
+
 def can_force_pid_reuse() -> str | None:
     """None if this machine lets a test choose the next pid, else the reason it cannot."""
     if not sys.platform.startswith("linux"):
