@@ -42,7 +42,12 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
-    from jobgate.proc import pidns
+    from jobgate.proc import _linux, _portable, pidns
+    from jobgate.proc.seam import Backend
+
+    # mypy checks that each backend module has the seam's whole interface
+    _linux_backend: Backend = _linux
+    _portable_backend: Backend = _portable
 
 #: the environment variable that picks the backend: ``portable`` forces psutil (the
 #: macOS/BSD path) on Linux too; anything else, or nothing, means the platform's own

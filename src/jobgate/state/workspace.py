@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 
-from jobgate.state import pathcase
 from jobgate.state.errors import EXIT_FAILED, JobgateError
 
 TYPE_CHECKING = False
@@ -26,8 +25,10 @@ APP_NAME = "jobgate"
 
 
 def _canonical_case(path: str) -> str:
-    if not pathcase.FOLDS_CASE:
+    if sys.platform not in ("darwin", "win32"):  # pathcase.FOLDS_CASE, without its import
         return path
+    from jobgate.state import pathcase
+
     return pathcase.canonical_case(path)
 
 
