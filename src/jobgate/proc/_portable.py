@@ -152,17 +152,21 @@ def proc_info(pid: int) -> dict[str, Any] | None:
 
 def _linux_ticks(psutil: Any, created: float) -> int | None:
     """Linux: the start in clock ticks since boot, which psutil's wall time is made of
-    (``ticks / CLK_TCK + btime``). btime is read twice and must agree: it can step by a
-    second when the wall clock is set."""
+    (``ticks / CLK_TCK + btime``, btime the boot time in whole seconds). btime steps
+    when the wall clock is set; a step between psutil's read of it and this one (a few
+    microseconds apart) would shift the ticks by a multiple of CLK_TCK."""
     try:
-        hz = os.sysconf("SC_CLK_TCK")
-        before: float = psutil.boot_time()
-        after: float = psutil.boot_time()
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        hz = _clock_ticks()
+        booted: float = psutil.boot_time()
+    except (ValueError, OSError, AttributeError, RuntimeError):  # pragma: no cover
         return None
-    if before != after:  # pragma: no cover - a clock step right now
-        return None
-    return round((created - before) * hz)
+    return round((created - booted) * hz)
+
+
+def _clock_ticks() -> int:
+    if "hz" not in _cache:
+        _cache["hz"] = str(os.sysconf("SC_CLK_TCK"))
+    return int(_cache["hz"] or 100)
 
 
 def read_proc_stat(pid: int) -> tuple[str, int] | None:
