@@ -42,7 +42,9 @@ def boot_id() -> str | None:
     if "boot" not in _cache:
         value: str | None = None
         if sys.platform == "darwin":
-            value = parse_sysctl_value(_run(["sysctl", "-n", "kern.bootsessionuuid"]))
+            value = _sysctl_string("kern.bootsessionuuid") or parse_sysctl_value(
+                _run(["sysctl", "-n", "kern.bootsessionuuid"])
+            )
         elif sys.platform.startswith("linux"):
             value = _read_text("/proc/sys/kernel/random/boot_id")
         _cache["boot"] = value
@@ -81,6 +83,24 @@ def parse_ioreg_platform_uuid(text: str | None) -> str | None:
             if len(value) > 2 and value[0] == value[-1] == '"':
                 return value[1:-1] or None
     return None
+
+
+def _sysctl_string(name: str) -> str | None:  # pragma: no cover - macOS, the BSDs
+    """A string sysctl through libc's ``sysctlbyname`` (no ``sysctl`` process: this is on
+    every probe's path, once per process). None if it cannot be read this way."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        size = ctypes.c_size_t(0)
+        if libc.sysctlbyname(name.encode(), None, ctypes.byref(size), None, 0) != 0:
+            return None
+        buf = ctypes.create_string_buffer(size.value + 1)
+        if libc.sysctlbyname(name.encode(), buf, ctypes.byref(size), None, 0) != 0:
+            return None
+        return parse_sysctl_value(buf.value.decode("ascii", "replace"))
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def _run(argv: list[str]) -> str | None:
