@@ -198,6 +198,31 @@ def _not_zombie(proc: psutil.Process) -> bool:
         return False
 
 
+@pytest.fixture
+def portable() -> Iterator[Any]:
+    """The portable (psutil) backend in this process, as macOS runs it, whichever backend
+    the suite runs on; the one chosen at import is put back afterwards. Yields the
+    :mod:`jobgate.proc.liveness` module."""
+    from jobgate.proc import _portable, liveness
+
+    previous = liveness.use_backend(_portable)
+    try:
+        yield liveness
+    finally:
+        liveness.use_backend(previous)
+
+
+def native_only(why: str) -> pytest.MarkDecorator:
+    """Skip a test on the portable backend (``JOBGATE_PLATFORM=portable``, the psutil
+    path macOS uses), saying ``why`` it needs Linux's own (``/proc``) backend. Every such
+    skip is listed in docs/platforms.md."""
+    from jobgate.proc import liveness
+
+    return pytest.mark.skipif(
+        liveness.is_portable(), reason=f"needs the Linux /proc backend: {why}"
+    )
+
+
 def can_force_pid_reuse() -> str | None:
     """None if this machine lets a test choose the next pid, else the reason it cannot."""
     if not sys.platform.startswith("linux"):

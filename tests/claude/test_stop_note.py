@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, hook_payload, kill9, run_hook, start_running
+from conftest import Env, hook_payload, kill9, native_only, run_hook, start_running
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -116,6 +116,7 @@ def test_a_dead_job_is_never_in_the_note(jg: Env) -> None:
     assert live["id"] in note and dead["id"] not in note
 
 
+@native_only("the Stop hook's Linux path imports no psutil; psutil itself imports re and enum")
 def test_printing_the_note_imports_neither_json_nor_re(jg: Env) -> None:
     """The Stop hook runs at every turn, and prints its note at each one a job runs:
     writing that JSON must not cost ``import json`` (and its ``re``, ``enum``)."""

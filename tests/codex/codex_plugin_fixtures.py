@@ -118,8 +118,8 @@ def zombie_pid(procs: list[subprocess.Popen[bytes]]) -> int:
     os.kill(p.pid, 9)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        st = liveness.read_proc_stat(p.pid)
-        if st is not None and st[0] == "Z":
+        info = liveness.proc_info(p.pid)  # through the seam: either backend
+        if info is not None and info["state"] == "Z":
             return p.pid
         time.sleep(0.01)
     raise AssertionError("child never became a zombie")

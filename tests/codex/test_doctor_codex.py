@@ -9,11 +9,9 @@ finding the state roots in test_doctor_codex_roots.py.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 from codex_plugin_fixtures import (
     by_id,
     dead_pid,
@@ -29,11 +27,6 @@ from codex_plugin_fixtures import (
 )
 
 from jobgate.codex import doctor as doctor_codex
-
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="uses /proc to make zombies and read states"
-)
-
 
 # ------------------------------------------------------------------------ verdicts
 

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,6 @@ from codex_plugin_fixtures import (
 from jobgate.codex import doctor as doctor_codex
 from jobgate.codex import files as cf
 from jobgate.proc import liveness
-
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="uses /proc to make zombies and read states"
-)
-
 
 # ---------------------------------------------------------------------------- --fix
 

@@ -19,6 +19,7 @@ from conftest import (
     can_force_pid_reuse,
     dead_identity,
     kill_box,
+    native_only,
     spawn_with_pid,
     started_job_named,
 )
@@ -313,6 +314,7 @@ def test_a_foreground_job_inside_a_job_is_ended_with_it_even_if_it_ignores_term(
         time.sleep(0.05)
 
 
+@native_only("pid namespaces (NSpid)")
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a pid namespace")
 def test_cancel_from_the_host_never_signals_the_host_process_with_a_container_pid(
     jg: Env,

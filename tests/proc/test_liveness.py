@@ -21,6 +21,7 @@ from conftest import (
     can_force_pid_reuse,
     dead_identity,
     kill_box,
+    native_only,
     spawn_with_pid,
     start_running,
     started_job_named,
@@ -149,6 +150,7 @@ def test_real_pid_reuse_is_detected() -> None:
         stranger.wait()
 
 
+@native_only("pidfs inode numbers")
 @pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
 def test_a_pid_reused_within_the_same_clock_tick_is_still_told_apart() -> None:
     """Start times have 10 ms resolution; where pidfs gives every process its own inode
@@ -188,13 +190,18 @@ def test_another_users_process_is_alive_when_its_identity_matches() -> None:
 def test_identity_recorded_on_another_host_is_not_alive_here() -> None:
     ident = liveness.capture(os.getpid())
     assert ident is not None
-    # another machine has another kernel boot id (or, off Linux, none at all)
-    elsewhere = dict(ident, host="some-other-host", bootId="11111111-2222-3333-4444-555555555555")
+    # another machine has another kernel boot id and machine id (or none at all)
+    elsewhere = dict(
+        ident,
+        host="some-other-host",
+        bootId="11111111-2222-3333-4444-555555555555",
+        machineId="0123456789abcdef0123456789abcdef",
+    )
     verdict, evidence = liveness.probe(elsewhere)
     assert verdict == liveness.FOREIGN
     assert "some-other-host" in evidence
-    no_boot = {k: v for k, v in ident.items() if k != "bootId"}
-    assert liveness.probe(dict(no_boot, host="some-other-host"))[0] == liveness.FOREIGN
+    bare = {k: v for k, v in ident.items() if k not in ("bootId", "machineId")}
+    assert liveness.probe(dict(bare, host="some-other-host"))[0] == liveness.FOREIGN
 
 
 def _hidden_proc_reason() -> str | None:
@@ -226,6 +233,7 @@ def _in_hidden_proc(code: str, *args: str, env: dict[str, str] | None = None) ->
     return proc.stdout
 
 
+@native_only("hidepid hides /proc entries, which psutil reads as no process")
 @pytest.mark.skipif(_hidden_proc_reason() is not None, reason=str(_hidden_proc_reason()))
 def test_a_live_process_hidden_from_proc_is_unverified_not_gone() -> None:
     live = subprocess.Popen(["sleep", "30"])
@@ -246,6 +254,7 @@ def test_a_live_process_hidden_from_proc_is_unverified_not_gone() -> None:
         live.wait()
 
 
+@native_only("hidepid hides /proc entries, which psutil reads as no process")
 @pytest.mark.skipif(_hidden_proc_reason() is not None, reason=str(_hidden_proc_reason()))
 def test_a_reader_that_cannot_see_proc_writes_no_running_job_down_as_lost(jg: Env) -> None:
     job = start_running(jg, "sleep", "30")
@@ -321,6 +330,7 @@ def _status_from(jg: Env, job_id: str, *unshare: str) -> dict[str, Any]:
     return job
 
 
+@native_only("pidfs inode numbers")
 @pytest.mark.skipif(_unshare_works("-T") is not None, reason=str(_unshare_works("-T")))
 def test_a_reader_in_another_time_namespace_still_sees_the_job_running(jg: Env) -> None:
     """Start ticks read shifted by a boottime offset; the pidfs inode still proves it."""
@@ -332,6 +342,7 @@ def test_a_reader_in_another_time_namespace_still_sees_the_job_running(jg: Env) 
     assert jg.job(job["id"])["status"] == "running"
 
 
+@native_only("pid namespaces (NSpid)")
 @pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
 @pytest.mark.parametrize("mount_proc", [True, False], ids=["own-proc", "host-proc"])
 def test_a_reader_in_another_pid_namespace_never_writes_a_running_job_down_as_lost(
@@ -344,6 +355,7 @@ def test_a_reader_in_another_pid_namespace_never_writes_a_running_job_down_as_lo
     assert jg.job(job["id"])["status"] == "running"
 
 
+@native_only("pidfs inode numbers")
 @pytest.mark.skipif(can_force_pid_reuse() is not None, reason=str(can_force_pid_reuse()))
 def test_a_pid_that_now_names_a_thread_of_another_process_is_not_the_job() -> None:
     if liveness.pidfs_inode(os.getpid()) is None:
@@ -408,6 +420,7 @@ def _start_in_pid_namespace(jg: Env, script: str) -> subprocess.CompletedProcess
     )
 
 
+@native_only("pid namespaces (NSpid)")
 @pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
 def test_a_job_of_a_pid_namespace_that_is_gone_is_written_down_lost(jg: Env) -> None:
     """A container ran a job and exited: the kernel killed every process in it, so no
@@ -425,6 +438,7 @@ def test_a_job_of_a_pid_namespace_that_is_gone_is_written_down_lost(jg: Env) -> 
     assert "pid namespace no longer exists" in seen["errorMessage"]
 
 
+@native_only("pid namespaces (NSpid)")
 @pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
 def test_a_job_running_in_another_pid_namespace_is_seen_running_and_then_lost(
     jg: Env,
@@ -464,6 +478,7 @@ def _env(proc: psutil.Process) -> dict[str, str]:
         return {}
 
 
+@native_only("pid namespaces (NSpid)")
 @pytest.mark.skipif(_unshare_works("-p") is not None, reason=str(_unshare_works("-p")))
 @pytest.mark.skipif(shutil.which("nsenter") is None, reason="needs nsenter(1)")
 def test_a_process_newer_than_the_cached_namespace_scan_is_not_called_gone() -> None:

@@ -41,6 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jobgate.state import replacing
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 
@@ -314,7 +316,7 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
             return False
         if current != expected:
             return False
-        os.replace(tmp, path)
+        replacing.replace(tmp, path)  # retried while Windows says another process holds it
     finally:
         if tmp.exists():
             _unlink_quietly(tmp)

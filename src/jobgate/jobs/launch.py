@@ -131,9 +131,9 @@ def _spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subpr
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err_fd,
-            start_new_session=True,
             close_fds=True,
             pass_fds=(gate_fd,),
+            **liveness.backend.detached_options(),  # its own session
         )
     except OSError as exc:
         raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None

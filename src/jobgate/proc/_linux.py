@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 #: on the hot path
 ENOENT, ESRCH, EINVAL = 2, 3, 22
 
+#: the identity's ``startSource`` here (its granularity: :mod:`jobgate.proc.starttime`)
+SOURCE = "proc-stat"
+
 _boot_id_cache: list[str | None] = []
+_machine_id_cache: list[str | None] = []
 _btime_cache: list[float] = []
 _pidfs_cache: list[bool] = []
 _pidns_cache: list[str | None] = []
@@ -49,6 +53,20 @@ def boot_id() -> str | None:
         data = _read_small("/proc/sys/kernel/random/boot_id")
         _boot_id_cache.append(data.decode("ascii", "replace").strip() or None if data else None)
     return _boot_id_cache[0]
+
+
+def machine_id() -> str | None:
+    """systemd's (or D-Bus's) id of this installation, kept across reboots and host
+    renames (None where neither file exists: some containers)."""
+    if not _machine_id_cache:
+        value: str | None = None
+        for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+            data = _read_small(path)
+            value = data.decode("ascii", "replace").strip() or None if data else None
+            if value:
+                break
+        _machine_id_cache.append(value)
+    return _machine_id_cache[0]
 
 
 def _clock_ticks() -> int:
@@ -223,3 +241,9 @@ def marked_pids(mark: bytes) -> list[int]:
         if env is not None and mark in env:
             found.append(int(entry))
     return found
+
+
+def detached_options() -> dict[str, Any]:
+    """:class:`subprocess.Popen` options that start a process detached from ours (its
+    own session: no controlling terminal, no share in our process group's signals)."""
+    return {"start_new_session": True}

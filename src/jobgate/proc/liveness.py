@@ -34,29 +34,79 @@ from __future__ import annotations
 import os
 import sys
 
-if sys.platform.startswith("linux"):
-    from jobgate.proc import _linux as _os
-else:  # pragma: no cover - exercised off Linux
-    from jobgate.proc import _portable as _os
+from jobgate.proc import starttime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
-    from jobgate.proc import pidns
+    from jobgate.proc import _linux, _portable, pidns
+    from jobgate.proc.seam import Backend
 
-#: the platform backend, chosen once at import (psutil's ``_pslinux``/``_psosx`` pattern)
-backend = _os
-# The backend's facts, re-exported: this module is the one face of process identity.
-boot_id = _os.boot_id
-proc_info = _os.proc_info
-read_proc_stat = _os.read_proc_stat
-pidfs_inode = _os.pidfs_inode
-pid_namespace = _os.pid_namespace
-proc_is_ours = _os.proc_is_ours
-_pidfs_ok = _os.pidfs_ok
-_pidfd_lookup = _os.pidfd_lookup
-_ENOENT, _ESRCH, _EINVAL = _os.ENOENT, _os.ESRCH, _os.EINVAL
+    # mypy checks that each backend module has the seam's whole interface
+    _linux_backend: Backend = _linux
+    _portable_backend: Backend = _portable
+
+#: the environment variable that picks the backend: ``portable`` forces psutil (the
+#: macOS/BSD path) on Linux too; anything else, or nothing, means the platform's own
+PLATFORM_ENV = "JOBGATE_PLATFORM"
+
+
+def _load_backend() -> ModuleType:
+    if sys.platform.startswith("linux") and os.environ.get(PLATFORM_ENV) != "portable":
+        from jobgate.proc import _linux
+
+        return _linux
+    from jobgate.proc import _portable
+
+    return _portable
+
+
+def use_backend(module: ModuleType) -> ModuleType:
+    """Make ``module`` the backend every function here asks; returns the previous one.
+    Called once at import (psutil's ``_pslinux``/``_psosx`` pattern); tests use it to
+    run the portable backend in-process on Linux."""
+    global backend, boot_id, machine_id, proc_info, read_proc_stat, pidfs_inode
+    global pid_namespace, proc_is_ours, _pidfs_ok, _pidfd_lookup, _ENOENT, _ESRCH, _EINVAL
+    previous: ModuleType = globals().get("backend", module)
+    backend = module
+    # The backend's facts, re-exported: this module is the one face of process identity.
+    boot_id = module.boot_id
+    machine_id = module.machine_id
+    proc_info = module.proc_info
+    read_proc_stat = module.read_proc_stat
+    pidfs_inode = module.pidfs_inode
+    pid_namespace = module.pid_namespace
+    proc_is_ours = module.proc_is_ours
+    _pidfs_ok = module.pidfs_ok
+    _pidfd_lookup = module.pidfd_lookup
+    _ENOENT, _ESRCH, _EINVAL = module.ENOENT, module.ESRCH, module.EINVAL
+    return previous
+
+
+#: the platform backend, chosen once at import, and its facts (set by use_backend)
+backend: ModuleType
+boot_id: Callable[[], str | None]
+machine_id: Callable[[], str | None]
+proc_info: Callable[[int], dict[str, Any] | None]
+read_proc_stat: Callable[[int], tuple[str, int] | None]
+pidfs_inode: Callable[[int], int | None]
+pid_namespace: Callable[[], str | None]
+proc_is_ours: Callable[[], bool]
+_pidfs_ok: Callable[[], bool]
+_pidfd_lookup: Callable[[int], tuple[int | None, int]]
+_ENOENT: int
+_ESRCH: int
+_EINVAL: int
+use_backend(_load_backend())
+
+
+def is_portable() -> bool:
+    """Whether the portable (psutil) backend answers here."""
+    return backend.__name__.endswith("._portable")
+
 
 #: verdicts returned by :func:`probe`
 ALIVE = "alive"
@@ -67,8 +117,8 @@ REBOOTED = "rebooted"
 FOREIGN = "foreign"
 UNVERIFIED = "unverified"
 
-#: start times (seconds) closer than this are "the same" when only wall-clock
-#: start times can be compared (no ticks on one side).
+#: start times (seconds) of unknown source closer than this are "the same" (see
+#: :mod:`jobgate.proc.starttime` for the tolerance of each known source)
 START_TOLERANCE = 1.0
 
 _host_cache: list[str] = []
@@ -93,9 +143,10 @@ def capture(pid: int) -> dict[str, Any] | None:
         return None
     if ino is not None and pidfs_inode(pid) != ino:
         return None  # the pid changed hands while we looked: that process is gone
-    ident: dict[str, Any] = {"pid": pid, "startTime": round(info["startTime"], 3)}
+    ident: dict[str, Any] = {"pid": pid, "startTime": round(info["startTime"], 6)}
     if "startTicks" in info:
         ident["startTicks"] = info["startTicks"]
+    ident["startSource"] = info.get("startSource", backend.SOURCE)
     if ino is not None:
         ident["pidfsIno"] = ino
     ns = pid_namespace()
@@ -104,6 +155,9 @@ def capture(pid: int) -> dict[str, Any] | None:
     bid = boot_id()
     if bid:
         ident["bootId"] = bid
+    mid = machine_id()
+    if mid:
+        ident["machineId"] = mid
     ident["host"] = host_name()
     return ident
 
@@ -125,11 +179,10 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
     rec_boot = ident.get("bootId")
     here_boot = boot_id() if rec_boot else None
     same_boot = bool(rec_boot) and rec_boot == here_boot
-    if not same_boot and isinstance(rec_host, str) and rec_host and rec_host != host_name():
-        # A state dir shared between machines: this machine cannot see that process,
-        # and must not mistake a local process with the same pid for it. (The same boot
-        # id means the same running kernel: a renamed host is still this machine.)
-        return FOREIGN, f"pid {pid} was recorded on host {rec_host!r}, not this one"
+    if not same_boot:
+        foreign = _elsewhere(ident, pid, rec_host)
+        if foreign is not None:
+            return FOREIGN, foreign
     if rec_boot and here_boot and rec_boot != here_boot:
         return REBOOTED, f"pid {pid} was recorded before the machine rebooted"
     rec_ns = _other_namespace(ident)
@@ -156,18 +209,31 @@ def probe(ident: dict[str, Any]) -> tuple[str, str]:
             return REUSED, f"pid {pid} now belongs to another process"
         if err == _ESRCH:
             return GONE, f"pid {pid} is gone"
-    rec_ticks = ident.get("startTicks")
-    if isinstance(rec_ticks, int) and "startTicks" in info:
-        same = rec_ticks == info["startTicks"]
-    else:
-        rec_time = ident.get("startTime")
-        if not isinstance(rec_time, (int, float)):
-            # No start time recorded: we cannot prove it is the same process.
-            return REUSED, f"pid {pid} exists but its start time was never recorded"
-        same = abs(float(rec_time) - float(info["startTime"])) <= START_TOLERANCE
+    same = starttime.same_start(ident, info)
+    if same is None:
+        # No start time recorded: we cannot prove it is the same process.
+        return REUSED, f"pid {pid} exists but its start time was never recorded"
     if not same:
         return REUSED, f"pid {pid} now belongs to another process"
     return ALIVE, f"pid {pid} is alive"
+
+
+def _elsewhere(ident: dict[str, Any], pid: int, rec_host: object) -> str | None:
+    """Why ``ident`` (not of this boot, or of no known boot) was recorded on another
+    machine, or None. A machine id on both sides decides: a host renamed (a Mac's
+    ``MacBook.local`` on one network, ``MacBook.lan`` on the next) is still this
+    machine. Without one, another host name means another machine: a state dir shared
+    between machines, where a local process with the same pid must not pass for it."""
+    rec_machine = ident.get("machineId")
+    here_machine = machine_id() if isinstance(rec_machine, str) and rec_machine else None
+    if here_machine:
+        if rec_machine == here_machine:
+            return None
+        where = f"host {rec_host!r}" if isinstance(rec_host, str) and rec_host else "machine"
+        return f"pid {pid} was recorded on another machine ({where}), not this one"
+    if isinstance(rec_host, str) and rec_host and rec_host != host_name():
+        return f"pid {pid} was recorded on host {rec_host!r}, not this one"
+    return None
 
 
 def localize(ident: dict[str, Any]) -> dict[str, Any] | None:

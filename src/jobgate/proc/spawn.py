@@ -27,6 +27,8 @@ import os
 import subprocess
 import sys
 
+from jobgate.proc import liveness
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -121,7 +123,7 @@ def start_held(
             cwd=cwd,
             env=env,
             pass_fds=(gate_r, report_w),
-            start_new_session=True,
+            **liveness.backend.detached_options(),  # a session of its own
             **popen,
         )
     except BaseException:

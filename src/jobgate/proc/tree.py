@@ -1,9 +1,10 @@
 """Collect a job's process tree and end it: TERM, a grace period, then KILL.
 
 The tree is collected *before* the first signal: the verified root process, all its
-descendants (psutil, by parent links), and on Linux every process whose environment
-carries ``JOBGATE_JOB_ID=<id>`` — which finds descendants that called ``setsid`` and
-were orphaned when their parent exited. Each process's identity (pid + start time) is
+descendants (psutil, by parent links), and every process of this user whose environment
+carries ``JOBGATE_JOB_ID=<id>`` (the backend's ``marked_pids``: ``/proc/<pid>/environ``
+on Linux, psutil's ``environ()`` elsewhere) — which finds descendants that called
+``setsid`` and were orphaned when their parent exited. Each process's identity (pid + start time) is
 re-checked right before every signal; psutil also refuses to signal a pid that has
 been reused since the ``Process`` object was made.
 
@@ -146,6 +147,11 @@ def collect(
                 continue
             try:
                 proc = psutil.Process(pid)
+                # the pid was found by a scan: read the mark again through this Process
+                # object (pinned to the process that owns the pid now), then check it
+                # is still that process, so a pid reused since the scan is left out
+                if proc.environ().get(model.JOB_ENV) != job_id or not proc.is_running():
+                    continue
                 procs[pid] = proc
                 for child in proc.children(recursive=True):
                     procs.setdefault(child.pid, child)

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from jobgate.state import jsonload
+from jobgate.state import jsonload, replacing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
     tmp = write_temp(path, data, mode)
     try:
-        os.replace(tmp, path)
+        replacing.replace(tmp, path)  # retried while Windows says another process holds it
     except BaseException:
         _unlink_quietly(tmp)
         raise

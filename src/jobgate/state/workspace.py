@@ -5,7 +5,9 @@
 * State root: ``$JOBGATE_HOME`` if set, else the platform's user state dir for
   ``jobgate``. It never depends on ``$CLAUDE_PLUGIN_DATA`` or anything else that only
   some callers (hooks vs. terminals) see.
-* State dir: ``<state root>/<slug>-<sha256(realpath(root))[:16]>``, mode 0700.
+* State dir: ``<state root>/<slug>-<sha256(realpath(root))[:16]>``, mode 0700; on
+  macOS and Windows the real path is spelled in its on-disk case first
+  (:mod:`jobgate.state.pathcase`), so ``~/Proj`` and ``~/proj`` share one.
 """
 
 from __future__ import annotations
@@ -15,12 +17,31 @@ import sys
 
 from jobgate.state.errors import EXIT_FAILED, JobgateError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 APP_NAME = "jobgate"
 
 
+def _canonical_case(path: str) -> str:
+    if sys.platform not in ("darwin", "win32"):  # pathcase.FOLDS_CASE, without its import
+        return path
+    from jobgate.state import pathcase
+
+    return pathcase.canonical_case(path)
+
+
+#: spells a real path in its on-disk case where file systems ignore case (macOS,
+#: Windows), so ``~/Proj`` and ``~/proj`` are one workspace; the identity elsewhere.
+#: Tests replace it to act out a case-insensitive file system on Linux.
+canonicalize: Callable[[str], str] = _canonical_case
+
+
 def find_workspace_root(start: str) -> str:
-    """The git top level containing ``start`` (a real path), else ``start`` itself."""
-    path = os.path.realpath(start)
+    """The git top level containing ``start`` (a real path, in its on-disk case), else
+    ``start`` itself."""
+    path = canonicalize(os.path.realpath(start))
     if not os.path.isdir(path):
         if os.path.exists(path):
             raise JobgateError(f"workspace path is not a directory: {start}")
@@ -84,8 +105,9 @@ def _sha256_hex(data: bytes) -> str:
 
 
 def state_dir_name(root: str) -> str:
-    digest = _sha256_hex(os.path.realpath(root).encode("utf-8", "surrogateescape"))
-    return f"{slug(root)}-{digest[:16]}"
+    real = canonicalize(os.path.realpath(root))
+    digest = _sha256_hex(real.encode("utf-8", "surrogateescape"))
+    return f"{slug(canonicalize(root))}-{digest[:16]}"
 
 
 def state_dir_for(cwd: str | None = None) -> tuple[str, str]:
