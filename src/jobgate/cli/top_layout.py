@@ -158,7 +158,7 @@ def last_line(data: bytes, cut_at_start: bool) -> str:
     ``data`` begins mid-file, so its first piece may be the end of a longer line. The
     command's own output comes first: jobgate's ``[time] jobgate: ...`` lines only when
     there is nothing else (then without their time)."""
-    from jobgate.jobs.worker import is_progress_line
+    from jobgate.jobs.output import is_progress_line
 
     chunks = data.split(b"\n")
     if cut_at_start and len(chunks) > 1:
