@@ -262,3 +262,31 @@ def test_the_session_ending_cancels_a_worktree_job_but_keeps_its_worktree(
     assert jg.wait_for(job_id, lambda j: j["status"] == "cancelled")["status"] == "cancelled"
     assert Path(job["worktreePath"]).is_dir()
     assert job["worktreePath"] in git(repo, "worktree", "list", "--porcelain")
+
+
+def test_a_worktree_no_record_names_is_swept_by_the_next_worktree_launch(
+    jg: Env, repo: Path
+) -> None:
+    """A launcher killed between `git worktree add` and its commit leaves a worktree and a
+    branch that no record names; the next `--worktree` launch removes both once they are
+    old, and leaves recorded jobs' worktrees alone."""
+    kept = _task(jg, "keep", "k.txt")
+    _finished(jg, kept["id"])
+    folder = Path(jg.store().state_dir) / "worktrees"
+    orphan = folder / "task-orphan1-000000"
+    git(repo, "worktree", "add", "--quiet", "-b", "jobgate/task-orphan1-000000", str(orphan))
+    young = folder / "task-orphan2-000000"
+    git(repo, "worktree", "add", "--quiet", "-b", "jobgate/task-orphan2-000000", str(young))
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    os.utime(folder / kept["id"], (old, old))
+
+    proc = jg.cli("run", "--worktree", "--", "true")
+    assert proc.returncode == 0, proc.stderr
+
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert str(orphan) not in listed and not orphan.exists()
+    assert "jobgate/task-orphan1-000000" not in git(repo, "branch", "--list", "jobgate/*")
+    assert str(young) in listed  # too young: perhaps a launch in progress
+    assert (folder / kept["id"]).is_dir() and str(folder / kept["id"]) in listed
+    assert git(repo, "worktree", "prune", "--dry-run", "--verbose") == ""

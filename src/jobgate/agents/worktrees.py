@@ -105,6 +105,7 @@ def isolate(store: Store, cwd: str, kind: str) -> Isolation:
     job_id = model.new_id(kind)
     store.ensure()
     ensure_private_dir(worktrees_dir(store))
+    sweep_orphans(store, repo)
     path = os.path.join(worktrees_dir(store), job_id)
     branch = BRANCH_PREFIX + job_id
     git.worktree_add(repo, path, branch, base)
@@ -113,6 +114,50 @@ def isolate(store: Store, cwd: str, kind: str) -> Isolation:
     return Isolation(
         job_id, repo, path, branch, base, inside if os.path.isdir(inside) else path, dirty
     )
+
+
+#: a worktree no record names is removed once this old (its launch was killed before the
+#: record was committed, so nothing ever ran in it; the age spares one being launched)
+ORPHAN_SECONDS = 300.0
+
+
+def sweep_orphans(store: Store, repo: str, min_age: float = ORPHAN_SECONDS) -> list[str]:
+    """Remove ``repo``'s worktrees in the state dir that no job record names — what a
+    launcher killed between ``git worktree add`` and its commit leaves — with their
+    ``jobgate/<id>`` branches; returns the ids removed. A worktree whose job is recorded
+    (running or not) is never touched here: only ``discard`` removes those."""
+    import time
+
+    folder = worktrees_dir(store)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    candidates = []
+    cutoff = time.time() - min_age
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            old = os.lstat(path).st_mtime < cutoff
+        except OSError:
+            continue
+        if old and model.is_safe_id(name) and not os.path.lexists(store.job_path(name)):
+            candidates.append(name)
+    if not candidates:
+        return []
+    snap = store.snapshot()
+    ours = set(git.worktrees(repo))
+    removed = []
+    for name in candidates:
+        path = os.path.join(folder, name)
+        if snap.lookup(name) is not None or os.path.realpath(path) not in ours:
+            continue  # recorded after all, or another repository's
+        try:
+            git.worktree_remove(repo, path, BRANCH_PREFIX + name)
+        except JobgateError:
+            continue
+        removed.append(name)
+    return removed
 
 
 def abandon(iso: Isolation) -> None:
