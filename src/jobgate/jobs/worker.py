@@ -18,75 +18,28 @@ import subprocess
 import sys
 import time
 
+from jobgate.jobs.foreground import forward_signals, pump, stream
+from jobgate.jobs.output import OUTPUT_KEEP_BYTES as OUTPUT_KEEP_BYTES
+from jobgate.jobs.output import end_line, log_size, read_output
+from jobgate.jobs.output import is_progress_line as is_progress_line
+from jobgate.jobs.output import read_result_file as read_result_file
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
-from jobgate.state.fileio import READ_FLAGS, open_log
+from jobgate.state.fileio import open_log
 from jobgate.state.files import LockContext
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import IO
 
 #: lock timeout of the worker's own writes: it waits as long as it takes, since only it
 #: can record that the command started or how it ended
 FOREVER = float("inf")
 
-#: how much of the command's output is kept as the job's result
-OUTPUT_KEEP_BYTES = 64 * 1024
 JOB_ENV = model.JOB_ENV
 WORKER_ENV = model.WORKER_ENV
-
-
-def _log_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
-    """The last ``limit`` bytes of the command's output (log bytes after ``offset``)."""
-    try:
-        with open(open_log(log_path, READ_FLAGS), "rb") as fh:  # a regular file only
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            start = max(offset, end - limit)
-            fh.seek(start)
-            data = fh.read(end - start)
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "surrogateescape")  # bytes kept: stored as \udcXX escapes
-    return "".join(ln for ln in text.splitlines(keepends=True) if not is_progress_line(ln))
-
-
-def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTES) -> str | None:
-    """The last ``limit`` bytes of the job's ``resultFile`` (an agent's final message), or
-    None when the job has none, it is missing or empty. The file is removed once read (its
-    content lives on as the job's ``output``). Only a file directly in ``jobs/`` is read.
-    """
-    path = job.get("resultFile")
-    if not isinstance(path, str) or os.path.dirname(path) != store.jobs_dir:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - limit))
-            data = fh.read()
-    except OSError:
-        return None
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    return data.decode("utf-8", "replace") or None
-
-
-def is_progress_line(line: str) -> bool:
-    """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
-    return line.startswith("[") and line[25:36] == "] jobgate: "
 
 
 def _start_command(
@@ -117,75 +70,6 @@ def _start_command(
     except OSError as exc:
         return None, f"cannot run {argv[0]}: {exc.strerror or exc}"
     return held, None
-
-
-def _stream(text: IO[str] | None) -> IO[bytes] | None:
-    """The byte stream under ``sys.stdout``/``sys.stderr``; None when that descriptor was
-    closed when jobgate started (``jobgate run -- cmd >&-``): output then only goes to
-    the log."""
-    return getattr(text, "buffer", None)
-
-
-def _pump(
-    proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes] | None, err: IO[bytes] | None
-) -> None:
-    """Foreground: copy the command's stdout to ``out`` and its stderr to ``err`` as they
-    come, and both, in the order they arrive, to the log."""
-    import selectors
-
-    assert proc.stdout is not None and proc.stderr is not None
-    fd = open_log(log_path)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout.fileno(), selectors.EVENT_READ, out)
-    sel.register(proc.stderr.fileno(), selectors.EVENT_READ, err)
-    try:
-        while sel.get_map():
-            for key, _events in sel.select():
-                try:
-                    chunk = os.read(key.fd, 65536)
-                except InterruptedError:  # pragma: no cover - PEP 475 retries
-                    continue
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                os.write(fd, chunk)
-                if key.data is None:
-                    continue
-                try:
-                    key.data.write(chunk)
-                    key.data.flush()
-                except (OSError, ValueError):
-                    pass  # the terminal went away; keep logging
-    finally:
-        sel.close()
-        os.close(fd)
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def _forward_signals(proc: subprocess.Popen[bytes]) -> list[int]:
-    """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group.
-    Returns the list the signals forwarded are appended to, as they come."""
-    forwarded: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        # Only while the command is unreaped: until then its pid (and so its process
-        # group id) cannot belong to anyone else. Once wait() has reaped it, a late
-        # Ctrl-C must not reach a group that may since have reused that id.
-        if proc.returncode is not None:
-            return
-        forwarded.append(signum)
-        try:
-            os.killpg(proc.pid, signum)
-        except OSError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError):  # pragma: no cover - not main thread
-            pass
-    return forwarded
 
 
 #: what a foreground job ended by Ctrl-C is recorded with (``cancelled``, not ``failed``)
@@ -238,7 +122,7 @@ def run_job(
                 log_line(log_path, "jobgate: job was cancelled before it started")
                 return 1
             log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
-            offset = _log_size(log_path)
+            offset = log_size(log_path)
             held, error = _start_command(job, log_path, foreground)
             if held is None:
                 assert error is not None
@@ -263,7 +147,7 @@ def run_job(
     if foreground:
         # from the release on, Ctrl-C & co. must reach the command, not end jobgate
         # and leave the command running unseen
-        forwarded = _forward_signals(proc)
+        forwarded = forward_signals(proc)
     program = str((job.get("command") or ["?"])[0])
     if os.sep in program and job.get("cwd"):
         program = os.path.join(str(job["cwd"]), program)
@@ -274,8 +158,8 @@ def run_job(
         return _cannot_run(log_path, error, foreground)
 
     if foreground:
-        out = _stream(sys.stderr if stdout_to_stderr else sys.stdout)
-        _pump(proc, log_path, out, _stream(sys.stderr))
+        out = stream(sys.stderr if stdout_to_stderr else sys.stdout)
+        pump(proc, log_path, out, stream(sys.stderr))
     returncode = proc.wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
     code, sig = model.exit_code_of(returncode)
@@ -288,7 +172,7 @@ def run_job(
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
     _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at))
-    _end_line(log_path)
+    end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     return code
 
@@ -300,23 +184,6 @@ def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
     if foreground:
         sys.stderr.write(f"jobgate: error: {error}\n")
     return 127
-
-
-def _end_line(log_path: str) -> None:
-    """Finish the command's last output line (if it had no newline), so jobgate's own
-    line after it stays a line of its own."""
-    try:
-        fd = open_log(log_path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            os.write(fd, b"\n")
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _record_end(
