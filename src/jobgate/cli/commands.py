@@ -63,7 +63,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config_file.read_or_hint(store)  # a damaged config.json: say how to get out of it
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
-    common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args))
+    from jobgate.cli import queue_opts
+
+    plan = queue_opts.resolve(args, store, background=args.background)
+    common: dict[str, Any] = dict(
+        cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args), extra=plan.extra
+    )
+    if plan.queued:
+        queue_opts.report(
+            store, launch.enqueue(store, command, **common, **plan.queue_kwargs()), args.json
+        )
+        return EXIT_OK
     if args.background:
         job = launch.start_background(store, command, **common)
         if args.json:
@@ -337,10 +347,19 @@ def cmd_config(args: argparse.Namespace) -> int:
         if key == "agents":
             for name, argv in value.items():
                 emit(_setting_line(f"agents.{name}", argv, bad))
+        elif key in ("groups", "agentLimits"):  # groups.G.maxParallel, agents.NAME.timeout
+            prefix = "groups" if key == "groups" else "agents"
+            for name, fields in value.items():
+                for field, v in fields.items():
+                    emit(_setting_line(f"{prefix}.{name}.{field}", v, bad))
         else:
             emit(_setting_line(key, value, bad))
     for key in bad:  # stored keys with no line above: unknown ones, dropped agents
-        if key not in eff and key[len("agents.") :] not in eff["agents"]:
+        if (
+            key not in eff
+            and key[len("agents.") :] not in eff["agents"]
+            and not (config.split_compound(key))
+        ):
             emit(f"# config.json: {bad[key]}")
     return EXIT_OK
 

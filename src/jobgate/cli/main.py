@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 
 #: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = ("jobgate.cli.doctor", "jobgate.claude.shell", "jobgate.cli.task", "jobgate.cli.watch")
+EXTENSIONS = (
+    "jobgate.cli.doctor",
+    "jobgate.claude.shell",
+    "jobgate.cli.task",
+    "jobgate.cli.watch",
+    "jobgate.cli.queue",
+)
 
 
 # -- parser --------------------------------------------------------------------------
@@ -108,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli import queue_opts
+
+    queue_opts.add_options(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
 
     p = add("status", cmd_status, "show jobs (running first) or one job", "jobgate status --json")

@@ -46,6 +46,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--name", help="a label for the job (default: agent and prompt start)")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli import queue_opts
+
+    queue_opts.add_options(p)
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
     p.set_defaults(handler=cmd_task)
 
@@ -85,6 +88,13 @@ def cmd_task(args: argparse.Namespace) -> int:
         name=args.name,
         session_id=commands.session_of(args),
     )
+    from jobgate.cli import queue_opts
+
+    plan = queue_opts.resolve(args, store, background=args.background, agent=prepared.agent)
+    prepared.fields["extra"].update(plan.extra)
+    if plan.queued:
+        queue_opts.report(store, task.enqueue(store, prepared, plan.queue_kwargs()), args.json)
+        return EXIT_OK
     if args.background:
         job = task.start_background(store, prepared)
         if args.json:

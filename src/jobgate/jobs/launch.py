@@ -87,7 +87,7 @@ def start_background(
     # then runs the command only if the record reached the index.
     gate_r, gate_w = os.pipe()
     try:
-        proc = _spawn_worker(store, job, cwd, gate_r)
+        proc = spawn_worker(store, job, cwd, gate_r)
     finally:
         os.close(gate_r)
     try:
@@ -101,7 +101,7 @@ def start_background(
     return job
 
 
-def _spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
+def spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
     """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
     stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
     err_fd = open_log(job["logFile"])
@@ -173,3 +173,54 @@ def run_foreground(
     with store.transaction() as tx:
         final = tx.get(job["id"]) or job
     return final, code
+
+
+def enqueue(
+    store: Store,
+    command: list[str],
+    *,
+    cwd: str,
+    kind: str = "run",
+    name: str | None = None,
+    session_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+    group: str | None = None,
+    after: list[str] | None = None,
+    after_any: bool = False,
+) -> model.Job:
+    """Record a queued job (:mod:`jobgate.jobs.queue`) and start what the queue allows
+    now, it perhaps included; returns its record as it is then. ``after``: ids of jobs
+    it waits for, each checked under the lock (an unknown one, or a cycle, is refused
+    and nothing is recorded)."""
+    from jobgate.jobs import dispatch, queue
+
+    _check_command(command)
+    store.ensure()
+    job = _new_record(
+        store, command, cwd=cwd, kind=kind, name=name, session_id=session_id, extra=extra
+    )
+    deps = list(dict.fromkeys(after or []))
+    with store.transaction() as tx:
+        tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+        for dep in deps:
+            if tx.get(dep) is None:
+                raise JobgateError(f"--after: no job {dep!r} in this workspace")
+        edges = {str(j["id"]): [str(a) for a in j.get("after") or []] for j in tx.jobs}
+        edges[job["id"]] = deps
+        cycle = queue.find_cycle(edges, job["id"])
+        if cycle is not None:
+            raise JobgateError("--after would make a cycle: " + " -> ".join(cycle))
+        fields: dict[str, Any] = {
+            "phase": queue.PHASE_WAITING,
+            "queueRank": queue.next_rank(tx.jobs, group or queue.DEFAULT_GROUP),
+        }
+        if group:
+            fields["group"] = group
+        if deps:
+            fields["after"] = deps
+            fields["afterAny"] = bool(after_any)
+        job = model.touch(job, **fields)
+        tx.put(job)
+    log_line(job["logFile"], f"jobgate: job {job['id']} queued")
+    dispatch.advance(store)
+    return store.snapshot().lookup(job["id"]) or job

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from jobgate.jobs import lifecycle
 from jobgate.jobs.foreground import forward_signals, pump, stream
 from jobgate.jobs.output import OUTPUT_KEEP_BYTES as OUTPUT_KEEP_BYTES
 from jobgate.jobs.output import end_line, log_size, read_output
@@ -116,6 +117,11 @@ def run_job(
                 # record (disk full, ...) and told its caller so; nothing may run unseen
                 log_line(log_path, "jobgate: worker found no record for this job; nothing run")
                 return 1
+            if not foreground and not _is_my_job(job):
+                # a queue job claimed twice (a slow claimer's claim expired): the other
+                # worker is the job's; this one runs nothing
+                log_line(log_path, f"jobgate: worker pid {os.getpid()} is not this job's; exiting")
+                return 1
             if not model.is_active(job) or job.get("cancelRequestedAt"):
                 if model.is_active(job):
                     tx.put(model.mark_cancelled(job))
@@ -129,16 +135,20 @@ def run_job(
                 tx.put(
                     model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error)
                 )
-                return _cannot_run(log_path, error, foreground)
-            # held at its gate: alive, so its identity can be captured, but not yet running
-            # the command; it runs only once this record is committed
-            child = liveness.capture(held.pid) or {"pid": held.pid}
-            tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
+            else:
+                # held at its gate: alive, so its identity can be captured, but not yet
+                # running the command; it runs only once this record is committed
+                child = liveness.capture(held.pid) or {"pid": held.pid}
+                tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
     except BaseException:
         if held is not None:
             held.abandon()  # the record did not commit: the command must never run
         raise
-    assert held is not None
+    if held is None:
+        assert error is not None
+        code = _cannot_run(log_path, error, foreground)
+        lifecycle.after_end(store, job_id, stay=not foreground)
+        return code
     # logged before the release, so no output of the command can come before it (a first
     # output line without its newline would glue to it)
     log_line(log_path, f"jobgate: running, command pid {held.pid}")
@@ -155,13 +165,18 @@ def run_job(
     if error is not None:
         proc.wait()
         _record_end(store, job_id, lambda j: model.mark_failed(j, error))
-        return _cannot_run(log_path, error, foreground)
+        code = _cannot_run(log_path, error, foreground)
+        lifecycle.after_end(store, job_id, stay=not foreground)
+        return code
+    watchdog = lifecycle.Watchdog(store, job, child, log_path)
+    watchdog.start()
 
     if foreground:
         out = stream(sys.stderr if stdout_to_stderr else sys.stdout)
         pump(proc, log_path, out, stream(sys.stderr))
     returncode = proc.wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
+    watchdog.stop()
     code, sig = model.exit_code_of(returncode)
     output = read_output(log_path, offset)
     # Agent tasks (jobgate.agents.task): an agent that wrote its final message to the job's
@@ -171,10 +186,21 @@ def run_job(
         output = final_message
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
-    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at))
+    ended = _ended(code, sig, output, interrupted, ended_at)
+    _record_end(store, job_id, lambda j: lifecycle.limit_hit(ended(j), watchdog.hit))
     end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
+    lifecycle.after_end(store, job_id, stay=not foreground)
     return code
+
+
+def _is_my_job(job: model.Job) -> bool:
+    """A queue job's record names its worker (the claimer records it): it must be this
+    process. Other jobs' workers are started by the launcher that commits the record."""
+    if not isinstance(job.get("queueRank"), (int, float)):
+        return True
+    ident = job.get("workerProcess")
+    return isinstance(ident, dict) and ident.get("pid") == os.getpid()
 
 
 def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
