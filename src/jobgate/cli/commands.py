@@ -216,8 +216,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0)
-    if args.job is not None:
-        job = refresh.resolve(store, jobs, args.job)
+    refs = args.job if isinstance(args.job, list) else [args.job] if args.job else []
+    if args.all or len(refs) > 1:
+        from jobgate.cli import many
+
+        return many.wait_many(args, store, jobs, refs)
+    if refs:
+        job = refresh.resolve(store, jobs, refs[0])
     else:
         job = control.pick(jobs, None, session_id=session_of(args), want="active")
     final = control.wait(store, str(job["id"]), args.timeout)
@@ -241,6 +246,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0, unwritable_fallback=False)  # must write
+    if getattr(args, "all", False):
+        from jobgate.cli import many
+
+        return many.cancel_all(args, store, jobs)
     if args.job is not None:
         job = refresh.resolve(store, jobs, args.job)
     else:

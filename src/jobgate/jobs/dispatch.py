@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterable
 
+    from jobgate.state.files import Snapshot
     from jobgate.state.transaction import Transaction
 
 
@@ -49,12 +50,15 @@ def limits(store: Store) -> queue.Limits:
 
 
 def status_lookup(store: Store) -> queue.StatusOf:
-    snap = store.snapshot()
+    """A finished job's status by id, from a snapshot read only when first asked."""
+    snaps: list[Snapshot] = []
 
     def status_of(job_id: str) -> str | None:
         if not model.is_safe_id(job_id):
             return None
-        found = snap.lookup(job_id)
+        if not snaps:
+            snaps.append(store.snapshot())
+        found = snaps[0].lookup(job_id)
         return None if found is None else str(found.get("status"))
 
     return status_of

@@ -67,7 +67,8 @@ def load(
         from jobgate.jobs import dispatch
 
         try:
-            changed = dispatch.advance(store, lock_timeout=lock_timeout)
+            active = [j for j in jobs if model.is_active(j)]
+            changed = dispatch.advance(store, active, lock_timeout=lock_timeout)
         except OSError as exc:
             if not unwritable_fallback or not write_refused(exc.errno):
                 raise
