@@ -215,8 +215,10 @@ def after_end(store: Store, job_id: str, *, stay: bool) -> None:
     comes by."""
     from jobgate.jobs import dispatch
 
+    job = store.snapshot().lookup(job_id) or {}
     try:
-        retry = schedule_retry(store, job_id)
+        # the lock only for a job that asked for retries
+        retry = schedule_retry(store, job_id) if job.get("retriesLeft") else None
     except Exception as exc:  # the end is recorded; a retry that cannot be is said
         _say(store, job_id, f"jobgate: cannot schedule a retry: {exc}")
         retry = None

@@ -25,8 +25,6 @@ the live view (:func:`waiting`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from jobgate.state import model
 
 TYPE_CHECKING = False
@@ -56,39 +54,53 @@ READY = "ready"
 CANCELLING = "cancelling"
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: this module is on the Stop hook's path whenever a job
+# waits, and ``dataclasses`` (which imports ``inspect``) would cost more than all of it.
 class Limits:
     """``maxParallel`` of the workspace (None: unlimited) and per group."""
 
-    default: int | None = None
-    groups: Mapping[str, int] = field(default_factory=dict)
+    __slots__ = ("default", "groups")
+
+    def __init__(self, default: int | None = None, groups: Mapping[str, int] | None = None):
+        self.default = default
+        self.groups: Mapping[str, int] = dict(groups or {})
 
     def of(self, group: str) -> int | None:
         return self.groups.get(group, self.default)
 
 
-@dataclass(frozen=True)
 class Waiting:
-    """One queued job, its place and why it does not run yet."""
+    """One queued job, its place and why it does not run yet: ``job``; ``group``;
+    ``position`` (1-based among the queued jobs of its group); ``reason`` (:data:`SLOT`,
+    :data:`DEPENDENCY`, :data:`BACKOFF`, :data:`STARTING`, :data:`CANCELLING` or
+    :data:`READY`); ``detail``, one line for people ("group default: 2 of 2 slot(s)
+    taken", "after run-x (running)")."""
 
-    job: model.Job
-    group: str
-    #: 1-based place among the queued jobs of its group
-    position: int
-    #: :data:`SLOT`, :data:`DEPENDENCY`, :data:`BACKOFF`, :data:`STARTING` or :data:`READY`
-    reason: str
-    #: one line for people: "group default: 2 of 2 slots taken", "after run-x (running)"
-    detail: str
+    __slots__ = ("detail", "group", "job", "position", "reason")
+
+    def __init__(self, job: model.Job, group: str, position: int, reason: str, detail: str):
+        self.job = job
+        self.group = group
+        self.position = position
+        self.reason = reason
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"Waiting({self.job.get('id')!r}, {self.group!r}, {self.position}, {self.reason!r})"
 
 
-@dataclass(frozen=True)
 class Plan:
     """What to do now: claim ``start`` (ids, in order) and end ``fail`` (id, message)
     as ``failed``/``dependency``; ``waiting``: every queued job, in order."""
 
-    start: list[str]
-    fail: list[tuple[str, str]]
-    waiting: list[Waiting]
+    __slots__ = ("fail", "start", "waiting")
+
+    def __init__(
+        self, start: list[str], fail: list[tuple[str, str]], waiting: list[Waiting]
+    ) -> None:
+        self.start = start
+        self.fail = fail
+        self.waiting = waiting
 
 
 def is_queue_job(job: model.Job) -> bool:
