@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         ("job end -> next queued command running", ms(end), None, target),
         ("SIGKILLed worker + one `status` -> next command running", ms(killed), None, target),
         ("  that `status` call (whole process)", ms(reader), ms(reader) / bare, ""),
-        ("launch of 1 queued job (of 100)", ms(launches), ms(launches) / bare, f"all: {total:.1f}s"),
+        ("launch of 1 queued job (of 100)", ms(launches), ms(launches) / bare, f"{total:.0f}s"),
         ("status --json, 0 queued", ms(st0), ms(st0) / bare, ""),
         ("status --json, 100 queued", ms(st100), ms(st100) / bare, ""),
     ]
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"hook stop, {size} queued", ms(values), ms(values) / bare, "flat"))
     if args.json:
         keys = ("case", "ms", "ratio", "note")
-        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2))
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
         return 0
     print(f"{'case':<58} {'median ms':>10} {'x bare':>7}  note")
     for name, value, ratio, note in rows:
