@@ -65,14 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     from jobgate.cli import queue_opts
 
-    plan = queue_opts.resolve(args, store, background=args.background)
     common: dict[str, Any] = dict(
-        cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args), extra=plan.extra
+        cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args)
     )
-    if plan.queued:
-        queue_opts.report(
-            store, launch.enqueue(store, command, **common, **plan.queue_kwargs()), args.json
-        )
+    if queue_opts.queue_if_asked(args, store, command, common, background=args.background):
         return EXIT_OK
     if args.background:
         job = launch.start_background(store, command, **common)

@@ -185,3 +185,27 @@ def place_of(store: Store, job: dict[str, Any]) -> dict[str, Any] | None:
                 "detail": entry.detail,
             }
     return None
+
+
+def queue_if_asked(
+    args: argparse.Namespace,
+    store: Store,
+    command: list[str],
+    fields: dict[str, Any],
+    *,
+    background: bool,
+    agent: str | None = None,
+) -> bool:
+    """For a launching command that took :func:`add_options`: put the limits into
+    ``fields["extra"]`` (the keyword arguments of :func:`jobgate.jobs.launch.enqueue` /
+    ``start_background``), and when the launch is to queue, queue and report it: True
+    (the handler is done; exit 0). False: launch as usual, with ``fields``."""
+    from jobgate.jobs import launch
+
+    plan = resolve(args, store, background=background, agent=agent)
+    fields["extra"] = {**(fields.get("extra") or {}), **plan.extra}
+    if not plan.queued:
+        return False
+    job = launch.enqueue(store, command, **fields, **plan.queue_kwargs())
+    report(store, job, bool(getattr(args, "json", False)))
+    return True
