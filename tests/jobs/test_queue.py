@@ -282,3 +282,13 @@ def test_a_claimer_killed_before_it_spawned_leaves_a_job_that_starts_later(jg: E
 @pytest.mark.parametrize("bad", ["0", "x", "-1"])
 def test_bad_max_parallel_is_refused(jg: Env, bad: str) -> None:
     assert jg.cli("config", "set", "maxParallel", bad).returncode == 2
+
+
+def test_the_stop_hooks_note_names_waiting_jobs_in_one_line_however_many() -> None:
+    from jobgate.claude import hooks
+
+    active = [_q(f"q{i}", i) for i in range(100)] + [_running("r")]
+    notes = hooks.running_notices(active)
+    assert len(notes) == 2
+    assert "r is still running" in notes[0].replace("job ", "")
+    assert "100 job(s) wait in the queue" in notes[1]
