@@ -134,6 +134,9 @@ def resolve(
     queued = bool(getattr(args, "queue", False) or group or after)
     if background and settings.get("queueByDefault"):
         queued = True
+    if retries and not (background or queued):
+        # a foreground run ends with its command; its retries would run unseen
+        raise JobgateError("--retries needs --background or --queue")
     return Launch(queued, group, after, bool(getattr(args, "after_any", False)), extra)
 
 
