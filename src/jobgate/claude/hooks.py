@@ -162,27 +162,14 @@ def _short(text: object, limit: int = 60) -> str:
 
 # -- stop --------------------------------------------------------------------------------
 def running_notices(active: list[model.Job]) -> list[str]:
-    """One stderr line per active job, and one for all the jobs waiting in the queue
-    (however many wait, the note stays short). ``active`` must come from a refreshed
-    view, in which every job whose process is gone is already marked lost."""
-    waiting = [j for j in active if _waiting(j)]
-    lines = [
+    """One stderr line per active job, and one for all that wait in the queue. ``active``
+    must come from a refreshed view, in which every dead job is already marked lost."""
+    waiting = {id(j) for j in active if j.get("phase") == "waiting" and not model.identities(j)}
+    return [
         f"jobgate: job {_label(j)} is still {j.get('status')}; "
         f"check: jobgate status {j.get('id')}; stop: jobgate cancel {j.get('id')}"
-        for j in model.sort_newest_first([j for j in active if not _waiting(j)])
-    ]
-    if waiting:
-        lines.append(f"jobgate: {len(waiting)} job(s) wait in the queue; check: jobgate queue")
-    return lines
-
-
-def _waiting(job: model.Job) -> bool:
-    """A queue job not started yet (see jobgate.jobs.queue): queued, no process."""
-    return (
-        job.get("status") == model.QUEUED
-        and isinstance(job.get("queueRank"), (int, float))
-        and not model.identities(job)
-    )
+        for j in model.sort_newest_first([j for j in active if id(j) not in waiting])
+    ] + [f"jobgate: {len(waiting)} job(s) wait in the queue; check: jobgate queue"] * bool(waiting)
 
 
 def claude_tasks(payload: Payload) -> list[Entry]:

@@ -51,6 +51,7 @@ def session_of(args: argparse.Namespace) -> str | None:
 
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from jobgate.cli import queue_opts
     from jobgate.jobs import launch
 
     command = list(args.command)
@@ -63,11 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config_file.read_or_hint(store)  # a damaged config.json: say how to get out of it
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
-    from jobgate.cli import queue_opts
-
-    common: dict[str, Any] = dict(
-        cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args)
-    )
+    common = dict(cwd=cwd, kind=args.kind, name=args.name, session_id=session_of(args))
     if queue_opts.queue_if_asked(args, store, command, common, background=args.background):
         return EXIT_OK
     if args.background:
@@ -206,16 +203,14 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from jobgate.cli import render
+    from jobgate.cli import many, render
     from jobgate.jobs import control, refresh
     from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0)
-    refs = args.job if isinstance(args.job, list) else [args.job] if args.job else []
+    refs = list(args.job or [])
     if args.all or len(refs) > 1:
-        from jobgate.cli import many
-
         return many.wait_many(args, store, jobs, refs)
     if refs:
         job = refresh.resolve(store, jobs, refs[0])
@@ -236,15 +231,13 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from jobgate.cli import render
+    from jobgate.cli import many, render
     from jobgate.jobs import control, refresh
     from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0, unwritable_fallback=False)  # must write
     if getattr(args, "all", False):
-        from jobgate.cli import many
-
         return many.cancel_all(args, store, jobs)
     if args.job is not None:
         job = refresh.resolve(store, jobs, args.job)
@@ -348,23 +341,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         emit(render.to_json(eff))
         return EXIT_OK
     bad = config.problems(stored)
-    for key, value in eff.items():
-        if key == "agents":
-            for name, argv in value.items():
-                emit(_setting_line(f"agents.{name}", argv, bad))
-        elif key in ("groups", "agentLimits"):  # groups.G.maxParallel, agents.NAME.timeout
-            prefix = "groups" if key == "groups" else "agents"
-            for name, fields in value.items():
-                for field, v in fields.items():
-                    emit(_setting_line(f"{prefix}.{name}.{field}", v, bad))
-        else:
-            emit(_setting_line(key, value, bad))
+    flat = config.flat(eff)
+    for key, value in flat:
+        emit(_setting_line(key, value, bad))
     for key in bad:  # stored keys with no line above: unknown ones, dropped agents
-        if (
-            key not in eff
-            and key[len("agents.") :] not in eff["agents"]
-            and not (config.split_compound(key))
-        ):
+        if key not in {k for k, _v in flat}:
             emit(f"# config.json: {bad[key]}")
     return EXIT_OK
 

@@ -17,10 +17,9 @@ if TYPE_CHECKING:
 
 
 def _selected(args: argparse.Namespace, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from jobgate.cli.commands import session_of
     from jobgate.state import model
 
-    session = session_of(args) if getattr(args, "session", None) else None
+    session = getattr(args, "session", None) or None
     return [
         j
         for j in model.sort_newest_first(jobs)
@@ -34,7 +33,6 @@ def wait_many(
     """Wait for every named job (or, with ``--all``, every active one): 0 only if all
     completed, 1 if one did not, 124 on timeout."""
     from jobgate.cli import render
-    from jobgate.cli.commands import emit
     from jobgate.jobs import control, refresh
     from jobgate.state import model
 
@@ -69,7 +67,6 @@ def cancel_all(args: argparse.Namespace, store: Store, jobs: list[dict[str, Any]
     """Cancel every active job of the workspace (of ``--session``): the queued ones
     first, so none of them starts in a slot a cancelled job frees."""
     from jobgate.cli import render
-    from jobgate.cli.commands import emit
     from jobgate.jobs import control
     from jobgate.state import model
 
@@ -95,3 +92,8 @@ def cancel_all(args: argparse.Namespace, store: Store, jobs: list[dict[str, Any]
             emit(f"{final['id']}: {final.get('status')}")
     ok = all(o["job"].get("status") == model.CANCELLED for o in outcomes)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()

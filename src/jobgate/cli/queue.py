@@ -153,12 +153,12 @@ def cmd_restart(args: argparse.Namespace) -> int:
     from jobgate.cli import queue_opts
     from jobgate.cli.commands import emit
     from jobgate.cli.render import to_json
-    from jobgate.jobs import lifecycle, refresh
+    from jobgate.jobs import refresh, restart
 
     store = _open(args)
     jobs, _lost = refresh.load(store, finished=0)
     old = refresh.resolve(store, jobs, args.job)
-    fresh = lifecycle.restart(store, str(old["id"]), queued=args.queue)
+    fresh = restart.restart(store, str(old["id"]), queued=args.queue)
     if args.queue:
         queue_opts.report(store, fresh, args.json)
         return EXIT_OK

@@ -6,6 +6,7 @@ settings make of a launch (:func:`resolve`), and how a queued launch is reported
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False
@@ -150,7 +151,6 @@ def _resolve_refs(store: Store, refs: list[str]) -> list[str]:
 
 def report(store: Store, job: dict[str, Any], as_json: bool) -> None:
     """Say what became of a queued launch: started at once, or its place and why."""
-    from jobgate.cli.commands import emit
     from jobgate.cli.render import to_json
 
     where = place_of(store, job)
@@ -212,3 +212,8 @@ def queue_if_asked(
     job = launch.enqueue(store, command, **fields, **plan.queue_kwargs())
     report(store, job, bool(getattr(args, "json", False)))
     return True
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()

@@ -113,7 +113,7 @@ def advance(
 def _claim_and_start(
     store: Store, lim: queue.Limits, lock_timeout: float
 ) -> tuple[list[str], list[str]]:
-    from jobgate.jobs import launch
+    from jobgate.jobs import workers
     from jobgate.proc import liveness
 
     token = os.urandom(8).hex()
@@ -144,7 +144,7 @@ def _claim_and_start(
         for job in claimed:
             gate_r, gate_w = os.pipe()
             try:
-                child = launch.spawn_worker(store, job, str(job.get("cwd") or "/"), gate_r)
+                child = workers.spawn_worker(store, job, str(job.get("cwd") or "/"), gate_r)
                 spawned.append((job, child, gate_r, gate_w, ""))
             except JobgateError as exc:
                 os.close(gate_w)

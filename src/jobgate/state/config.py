@@ -254,6 +254,25 @@ def effective(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def flat(eff: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(key, value)`` of every effective setting (:func:`effective`) as ``config set``
+    names it: ``agents.NAME``, ``groups.G.maxParallel``, ``agents.NAME.timeout``."""
+    out: list[tuple[str, Any]] = []
+    for key, value in eff.items():
+        if key == "agents":
+            out += [(f"agents.{name}", argv) for name, argv in value.items()]
+        elif key in ("groups", "agentLimits"):
+            prefix = "groups" if key == "groups" else "agents"
+            out += [
+                (f"{prefix}.{name}.{field}", v)
+                for name, fields in value.items()
+                for field, v in fields.items()
+            ]
+        else:
+            out.append((key, value))
+    return out
+
+
 def get(stored: dict[str, Any], key: str) -> Any:
     eff = effective(stored)
     compound = split_compound(key)
