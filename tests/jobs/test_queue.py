@@ -292,3 +292,25 @@ def test_the_stop_hooks_note_names_waiting_jobs_in_one_line_however_many() -> No
     assert len(notes) == 2
     assert "r is still running" in notes[0].replace("job ", "")
     assert "100 job(s) wait in the queue" in notes[1]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--timeout", "0"],
+        ["--timeout", "soon"],
+        ["--stall", "1h30"],
+        ["--group", "a b"],
+        ["--retries", "-1"],
+        ["--after-any"],
+        ["--after", ","],
+        ["--retries", "2"],  # a foreground run: its retries would run unseen
+    ],
+)
+def test_bad_queue_and_lifecycle_options_are_refused_and_record_nothing(
+    jg: Env, bad: list[str]
+) -> None:
+    proc = jg.cli("run", *bad, "--", "true")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not jg.home.exists() or not list(jg.home.glob("*/jobs/*.json"))
