@@ -123,3 +123,16 @@ def test_wait_many_exits_0_only_if_all_completed(jg: Env) -> None:
     jg.cli("cancel", slow["id"], "--grace", "1")
     done = jg.cli("wait", "--all", "--json", "--timeout", "60")
     assert done.returncode == 0 and json.loads(done.stdout)["jobs"] == []
+
+
+def test_tasks_queue_and_take_their_agent_profiles_limits(jg: Env) -> None:
+    assert jg.cli("config", "set", "agents.nap", '["sleep", "{prompt}"]').returncode == 0
+    assert jg.cli("config", "set", "agents.nap.timeout", "1s").returncode == 0
+    assert jg.cli("config", "set", "maxParallel", "1").returncode == 0
+    first = jg.cli("task", "--agent", "nap", "--queue", "--json", "300")
+    second = jg.cli("task", "--agent", "nap", "--queue", "--json", "0.1")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert two["kind"] == "task" and two["queue"]["reason"] == "slot"
+    assert jg.wait_for(one["id"], model.is_finished, timeout=60)["phase"] == "timeout"
+    assert jg.wait_for(two["id"], model.is_finished, timeout=60)["status"] == "completed"
