@@ -219,8 +219,8 @@ def test_a_launcher_killed_before_its_commit_leaves_a_worker_that_runs_nothing(
 
 
 def test_the_worker_boots_the_jobgate_that_launched_it() -> None:
-    from jobgate.jobs import launch
+    from jobgate.jobs import workers
 
-    parent = Path(launch._package_parent())
+    parent = Path(workers._package_parent())
     assert (parent / "jobgate" / "__init__.py").is_file()
-    assert (parent / "jobgate" / "jobs" / "launch.py").samefile(launch.__file__)
+    assert (parent / "jobgate" / "jobs" / "workers.py").samefile(workers.__file__)

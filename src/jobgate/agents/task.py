@@ -101,6 +101,17 @@ def start_background(store: Store, task: Prepared) -> dict[str, Any]:
         raise
 
 
+def enqueue(store: Store, task: Prepared, queue_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Queue ``task`` (:func:`jobgate.jobs.launch.enqueue`); its record."""
+    from jobgate.jobs import launch
+
+    try:
+        return launch.enqueue(store, task.argv, **task.fields, **queue_kwargs)
+    except BaseException:
+        _remove_quietly(task.result_file)
+        raise
+
+
 def run_foreground(
     store: Store, task: Prepared, *, stdout_to_stderr: bool
 ) -> tuple[dict[str, Any], int]:

@@ -89,7 +89,16 @@ def cleanup_main(argv: list[str]) -> int:
             except Exception:
                 pass
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in ids]
+    # jobs still waiting in the queue first, one by one (they have no process: quick), so
+    # none of them is started in a slot that cancelling a running job frees
+    try:
+        active = store.snapshot().active
+        queued = {str(j["id"]) for j in active if j.get("phase") == "waiting" and not j.get("pid")}
+    except Exception:
+        queued = set()
+    for job_id in [i for i in ids if i in queued]:
+        one(job_id)
+    threads = [threading.Thread(target=one, args=(i,)) for i in ids if i not in queued]
     for t in threads:
         t.start()
     for t in threads:

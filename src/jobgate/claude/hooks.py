@@ -162,13 +162,14 @@ def _short(text: object, limit: int = 60) -> str:
 
 # -- stop --------------------------------------------------------------------------------
 def running_notices(active: list[model.Job]) -> list[str]:
-    """One stderr line per active job. ``active`` must come from a refreshed view, in
-    which every job whose process is gone is already marked lost."""
+    """One stderr line per active job, and one for all that wait in the queue. ``active``
+    must come from a refreshed view, in which every dead job is already marked lost."""
+    waiting = {id(j) for j in active if j.get("phase") == "waiting" and not model.identities(j)}
     return [
         f"jobgate: job {_label(j)} is still {j.get('status')}; "
         f"check: jobgate status {j.get('id')}; stop: jobgate cancel {j.get('id')}"
-        for j in model.sort_newest_first(active)
-    ]
+        for j in model.sort_newest_first([j for j in active if id(j) not in waiting])
+    ] + [f"jobgate: {len(waiting)} job(s) wait in the queue; check: jobgate queue"] * bool(waiting)
 
 
 def claude_tasks(payload: Payload) -> list[Entry]:

@@ -51,6 +51,7 @@ def session_of(args: argparse.Namespace) -> str | None:
 
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from jobgate.cli import queue_opts
     from jobgate.jobs import launch
 
     command = list(args.command)
@@ -67,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from jobgate.cli.isolation import WORKTREE_KEYS, isolated, until_recorded
 
     common, iso = isolated(store, common, getattr(args, "worktree", False))  # run --worktree
+    with until_recorded(iso):
+        if queue_opts.queue_if_asked(args, store, command, common, background=args.background):
+            return EXIT_OK
     if args.background:
         with until_recorded(iso):
             job = launch.start_background(store, command, **common)
@@ -210,14 +214,17 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from jobgate.cli import render
+    from jobgate.cli import many, render
     from jobgate.jobs import control, refresh
     from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0)
-    if args.job is not None:
-        job = refresh.resolve(store, jobs, args.job)
+    refs = list(args.job or [])
+    if args.all or len(refs) > 1:
+        return many.wait_many(args, store, jobs, refs)
+    if refs:
+        job = refresh.resolve(store, jobs, refs[0])
     else:
         job = control.pick(jobs, None, session_id=session_of(args), want="active")
     final = control.wait(store, str(job["id"]), args.timeout)
@@ -235,12 +242,14 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from jobgate.cli import render
+    from jobgate.cli import many, render
     from jobgate.jobs import control, refresh
     from jobgate.state import model
 
     _root, store = open_store(args)
     jobs, _lost = refresh.load(store, finished=0, unwritable_fallback=False)  # must write
+    if getattr(args, "all", False):
+        return many.cancel_all(args, store, jobs)
     if args.job is not None:
         job = refresh.resolve(store, jobs, args.job)
     else:
@@ -343,14 +352,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         emit(render.to_json(eff))
         return EXIT_OK
     bad = config.problems(stored)
-    for key, value in eff.items():
-        if key == "agents":
-            for name, argv in value.items():
-                emit(_setting_line(f"agents.{name}", argv, bad))
-        else:
-            emit(_setting_line(key, value, bad))
+    flat = config.flat(eff)
+    for key, value in flat:
+        emit(_setting_line(key, value, bad))
     for key in bad:  # stored keys with no line above: unknown ones, dropped agents
-        if key not in eff and key[len("agents.") :] not in eff["agents"]:
+        if key not in {k for k, _v in flat}:
             emit(f"# config.json: {bad[key]}")
     return EXIT_OK
 

@@ -35,6 +35,7 @@ EXTENSIONS = (
     "jobgate.cli.review",
     "jobgate.cli.worktree",
     "jobgate.cli.top",
+    "jobgate.cli.queue",
 )
 
 
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--worktree", action="store_true", help="run in a fresh git worktree (jobgate diff/apply)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli import queue_opts
+
+    queue_opts.add_options(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
 
     p = add("status", cmd_status, "show jobs (running first) or one job", "jobgate status --json")
@@ -149,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "wait for a job to finish (0 completed, 1 not, 124 timeout)",
         "jobgate wait run-mid1 --timeout 600",
     )
-    p.add_argument("job", nargs="?", help="job id or prefix (default: the only active job)")
+    p.add_argument("job", nargs="*", help="job ids or prefixes (default: the only active job)")
+    p.add_argument("--all", action="store_true", help="every active job (of --session, if given)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -162,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "job", nargs="?", help="job id or prefix (default: the session's only active job)"
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every active job of the workspace (of --session, if given); queued ones first",
     )
     p.add_argument(
         "--grace",

@@ -190,12 +190,18 @@ def elapsed(job: model.Job, now: float | None = None) -> str:
     return duration(end - start)
 
 
+#: how the queue's and the lifecycle's failures show in a row (jobgate.jobs.lifecycle)
+_FAILED_PHASES = {"timeout": "timed out", "stalled": "stalled", "dependency": "dep failed"}
+
+
 def job_line(job: model.Job, now: float | None = None, id_width: int = 0) -> str:
     """One row: id, status, elapsed, exit code, name, each in its own column (an empty
     one for a job without an exit code), ids padded to ``id_width``."""
     status = str(job.get("status"))
     if job.get("phase") == model.PHASE_LOST:
         status = "failed (lost)"
+    elif status == model.FAILED and job.get("phase") in _FAILED_PHASES:
+        status = _FAILED_PHASES[job["phase"]]
     code = job.get("exitCode")
     exit_text = f"exit {code}" if code is not None and model.is_finished(job) else ""
     line = (
@@ -271,6 +277,9 @@ def job_text(job: model.Job, now: float | None = None) -> str:
         *[("started", "startedAt"), ("completed", "completedAt"), ("log", "logFile")],
         *[("worktree", "worktreePath"), ("branch", "worktreeBranch"), ("base", "worktreeBase")],
         *[("applied", "appliedAt"), ("discarded", "worktreeRemovedAt"), ("kept", "keepReason")],
+        *[("group", "group"), ("after", "after"), ("timeout", "timeoutSeconds")],
+        *[("stall", "stallSeconds"), ("attempt", "attempt"), ("attempts", "attempts")],
+        *[("retry of", "retryOf"), ("retried by", "retriedBy"), ("retries left", "retriesLeft")],
     ]
     out = [f"job {clean(job.get('id'), NAME_MAX)}  ({elapsed(job, now)})"]
     for label, key in keys:

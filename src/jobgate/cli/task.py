@@ -67,6 +67,9 @@ def add_parser(subparsers: Any) -> None:
         "--worktree", action="store_true", help="run in a fresh git worktree (jobgate diff/apply)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli import queue_opts
+
+    queue_opts.add_options(p)
     p.add_argument("job", metavar="JOB", nargs="?", help="with --resume: the task to continue")
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
     # words after an option are still JOB/PROMPT (filled in by jobgate.cli.main)
@@ -131,6 +134,7 @@ def cmd_task(args: argparse.Namespace) -> int:
         )
     prompt = _read_prompt(args.prompt)
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
+    from jobgate.cli import queue_opts
     from jobgate.cli.isolation import WORKTREE_KEYS, isolated, until_recorded
 
     _fields, iso = isolated(store, {"cwd": cwd, "kind": "task"}, getattr(args, "worktree", False))
@@ -154,6 +158,12 @@ def cmd_task(args: argparse.Namespace) -> int:
 
             fields = worktrees.launch_fields(iso, prepared.fields)
             prepared = dataclasses.replace(prepared, fields=fields)
+        plan = queue_opts.resolve(args, store, background=args.background, agent=prepared.agent)
+        prepared.fields["extra"].update(plan.extra)
+        if plan.queued:
+            queued = task.enqueue(store, prepared, plan.queue_kwargs())
+            queue_opts.report(store, queued, args.json)
+            return EXIT_OK
         if args.background:
             job = task.start_background(store, prepared)
     if args.background:

@@ -189,6 +189,9 @@ def cancel(
             tx.put(final)
         tx.keep_at_most(spare=job_id)
     log_line(log_path, f"jobgate: job {final.get('status')}: {final.get('errorMessage')}")
+    from jobgate.jobs import dispatch
+
+    dispatch.advance(store)  # its slot is free, and jobs that waited for it fail
     return {"job": final, "signalled": signalled, "killed": killed, "problems": problems}
 
 

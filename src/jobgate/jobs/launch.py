@@ -16,14 +16,12 @@ Background start, so the record is never visible without a process identity (inv
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
+from jobgate.jobs import workers
 from jobgate.proc import liveness
 from jobgate.state import config as config_mod
 from jobgate.state import model
-from jobgate.state.errors import EXIT_FAILED, JobgateError
-from jobgate.state.fileio import open_log
+from jobgate.state.errors import JobgateError
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
@@ -98,7 +96,7 @@ def start_background(
     # then runs the command only if the record reached the index.
     gate_r, gate_w = os.pipe()
     try:
-        proc = _spawn_worker(store, job, cwd, gate_r)
+        proc = workers.spawn_worker(store, job, cwd, gate_r)
     finally:
         os.close(gate_r)
     try:
@@ -110,48 +108,6 @@ def start_background(
     finally:
         os.close(gate_w)  # opens the gate: committed, or not (then the worker runs nothing)
     return job
-
-
-def _spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
-    """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
-    stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
-    err_fd = open_log(job["logFile"])
-    # A job started from inside another job's command is a job of its own: its worker
-    # must not carry the outer job's mark, or ending the outer job's tree (cancel,
-    # session end) would end this one too and leave its record to be found "lost".
-    env = {k: v for k, v in os.environ.items() if k != model.JOB_ENV}
-    env[model.WORKER_ENV] = job["id"]
-    # STATE_DIR and JOB_ID stay last: cancel reads them off a worker's command line
-    argv = [sys.executable, "-c", _WORKER_BOOT, _package_parent(), str(gate_fd)]
-    try:
-        return subprocess.Popen(
-            [*argv, store.state_dir, job["id"]],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err_fd,
-            close_fds=True,
-            pass_fds=(gate_fd,),
-            **liveness.backend.detached_options(),  # its own session
-        )
-    except OSError as exc:
-        raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None
-    finally:
-        os.close(err_fd)
-
-
-#: the worker imports this very jobgate (also when it runs from a source tree) without
-#: putting anything into the environment that the job's command inherits
-_WORKER_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from jobgate.jobs.worker import main; raise SystemExit(main(sys.argv[2:]))"
-)
-
-
-def _package_parent() -> str:
-    """The folder that holds the ``jobgate`` package this module belongs to."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_foreground(
@@ -192,3 +148,62 @@ def run_foreground(
     with store.transaction() as tx:
         final = tx.get(job["id"]) or job
     return final, code
+
+
+def enqueue(
+    store: Store,
+    command: list[str],
+    *,
+    cwd: str,
+    kind: str = "run",
+    name: str | None = None,
+    session_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+    group: str | None = None,
+    after: list[str] | None = None,
+    after_any: bool = False,
+    job_id: str | None = None,
+) -> model.Job:
+    """Record a queued job (:mod:`jobgate.jobs.queue`) and start what the queue allows
+    now, it perhaps included; returns its record as it is then. ``after``: ids of jobs
+    it waits for, each checked under the lock (an unknown one, or a cycle, is refused
+    and nothing is recorded)."""
+    from jobgate.jobs import dispatch, queue
+
+    _check_command(command)
+    store.ensure()
+    job = _new_record(
+        store,
+        command,
+        cwd=cwd,
+        kind=kind,
+        name=name,
+        session_id=session_id,
+        extra=extra,
+        job_id=job_id,
+    )
+    deps = list(dict.fromkeys(after or []))
+    with store.transaction() as tx:
+        tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+        for dep in deps:
+            if tx.get(dep) is None:
+                raise JobgateError(f"--after: no job {dep!r} in this workspace")
+        edges = {str(j["id"]): [str(a) for a in j.get("after") or []] for j in tx.jobs}
+        edges[job["id"]] = deps
+        cycle = queue.find_cycle(edges, job["id"])
+        if cycle is not None:
+            raise JobgateError("--after would make a cycle: " + " -> ".join(cycle))
+        fields: dict[str, Any] = {
+            "phase": queue.PHASE_WAITING,
+            "queueRank": queue.next_rank(tx.jobs, group or queue.DEFAULT_GROUP),
+        }
+        if group:
+            fields["group"] = group
+        if deps:
+            fields["after"] = deps
+            fields["afterAny"] = bool(after_any)
+        job = model.touch(job, **fields)
+        tx.put(job)
+    log_line(job["logFile"], f"jobgate: job {job['id']} queued")
+    dispatch.advance(store)
+    return store.snapshot().lookup(job["id"]) or job

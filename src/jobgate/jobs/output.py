@@ -1,6 +1,7 @@
 """What a finished job's output is: the command's output in its log (jobgate's own
 progress lines left out) and, for an agent task, the final message it wrote to its
-``resultFile``. Read by the worker when the command ends."""
+``resultFile`` or printed, with its session id; finishing a torn last line. Read by the
+worker when the command ends."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
 
 #: how much of the command's output is kept as the job's result
 OUTPUT_KEEP_BYTES = 64 * 1024
+
+
+def log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def read_output(log_path: str, offset: int, limit: int = OUTPUT_KEEP_BYTES) -> str:
@@ -58,6 +66,23 @@ def read_result_file(store: Store, job: model.Job, limit: int = OUTPUT_KEEP_BYTE
 def is_progress_line(line: str) -> bool:
     """True for jobgate's own ``[ISO time] jobgate: ...`` lines in a job log."""
     return line.startswith("[") and line[25:36] == "] jobgate: "
+
+
+def end_line(log_path: str) -> None:
+    """Finish the command's last output line (if it had no newline), so jobgate's own
+    line after it stays a line of its own."""
+    try:
+        fd = open_log(log_path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 #: how far into an agent's output its session id is looked for (it comes first)

@@ -31,6 +31,10 @@ def _labelled(job: model.Job) -> list[tuple[str, dict[str, Any]]]:
 def verdict(job: model.Job, probe: Probe, now: float) -> str | None:
     """None if the active ``job`` is (or may still become) alive, else why it is lost."""
     idents = _labelled(job)
+    if not idents and job.get("status") == model.QUEUED and _is_queue_job(job):
+        # waiting in the queue (or claimed: a claim that expires puts it back): it holds
+        # no process yet and needs none; see jobgate.jobs.queue
+        return None
     if not idents:
         created = model.parse_iso(job.get("createdAt"))
         if job.get("status") == model.QUEUED and created is not None:
@@ -48,6 +52,11 @@ def verdict(job: model.Job, probe: Probe, now: float) -> str | None:
             return None
         reasons.append(f"{label} {evidence}")
     return "; ".join(reasons)
+
+
+def _is_queue_job(job: model.Job) -> bool:
+    rank = job.get("queueRank")
+    return isinstance(rank, (int, float)) and not isinstance(rank, bool)
 
 
 def find_lost(jobs: Iterable[model.Job], probe: Probe, now: float) -> list[tuple[str, str]]:

@@ -51,6 +51,44 @@ def load(
     unwritable_fallback: bool = True,
 ) -> tuple[list[model.Job], list[tuple[str, str]]]:
     """``(jobs, lost)``: the active jobs with every dead one marked lost, then finished
+    jobs (see :func:`_load`). A reader that writes is also one that starts what the queue
+    allows (:mod:`jobgate.jobs.dispatch`): whoever looks, after a worker was killed
+    before it could start the next job, starts it. The cost when nothing is queued: one
+    pass over the active jobs."""
+    jobs, lost = _load(
+        store,
+        finished=finished,
+        persist=persist,
+        lock_timeout=lock_timeout,
+        readonly_fallback=readonly_fallback,
+        unwritable_fallback=unwritable_fallback,
+    )
+    if persist and any(j.get("status") == model.QUEUED and "queueRank" in j for j in jobs):
+        from jobgate.jobs import dispatch
+
+        try:
+            active = [j for j in jobs if model.is_active(j)]
+            changed = dispatch.advance(store, active, lock_timeout=lock_timeout)
+        except OSError as exc:
+            if not unwritable_fallback or not write_refused(exc.errno):
+                raise
+            changed = []
+        if changed:
+            jobs, more = _load(store, finished=finished, persist=False)
+            lost = lost + [x for x in more if x not in lost]
+    return jobs, lost
+
+
+def _load(
+    store: Store,
+    *,
+    finished: int | None = None,
+    persist: bool = True,
+    lock_timeout: float = 30.0,
+    readonly_fallback: bool = False,
+    unwritable_fallback: bool = True,
+) -> tuple[list[model.Job], list[tuple[str, str]]]:
+    """``(jobs, lost)``: the active jobs with every dead one marked lost, then finished
     jobs: all of them (``finished=None``), or the ``finished`` most recently finished
     (0: none, so the call costs what is active). A job found dead by this call is in
     ``jobs`` whatever ``finished`` says.

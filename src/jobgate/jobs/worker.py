@@ -18,7 +18,12 @@ import subprocess
 import sys
 import time
 
-from jobgate.jobs.output import finish
+from jobgate.jobs import lifecycle
+from jobgate.jobs.foreground import forward_signals, pump, stream
+from jobgate.jobs.output import OUTPUT_KEEP_BYTES as OUTPUT_KEEP_BYTES
+from jobgate.jobs.output import end_line, finish, log_size
+from jobgate.jobs.output import is_progress_line as is_progress_line
+from jobgate.jobs.output import read_result_file as read_result_file
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
@@ -29,7 +34,6 @@ from jobgate.state.store import Store, log_line
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import IO
 
 #: lock timeout of the worker's own writes: it waits as long as it takes, since only it
 #: can record that the command started or how it ended
@@ -37,13 +41,6 @@ FOREVER = float("inf")
 
 JOB_ENV = model.JOB_ENV
 WORKER_ENV = model.WORKER_ENV
-
-
-def _log_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _start_command(
@@ -74,75 +71,6 @@ def _start_command(
     except OSError as exc:
         return None, f"cannot run {argv[0]}: {exc.strerror or exc}"
     return held, None
-
-
-def _stream(text: IO[str] | None) -> IO[bytes] | None:
-    """The byte stream under ``sys.stdout``/``sys.stderr``; None when that descriptor was
-    closed when jobgate started (``jobgate run -- cmd >&-``): output then only goes to
-    the log."""
-    return getattr(text, "buffer", None)
-
-
-def _pump(
-    proc: subprocess.Popen[bytes], log_path: str, out: IO[bytes] | None, err: IO[bytes] | None
-) -> None:
-    """Foreground: copy the command's stdout to ``out`` and its stderr to ``err`` as they
-    come, and both, in the order they arrive, to the log."""
-    import selectors
-
-    assert proc.stdout is not None and proc.stderr is not None
-    fd = open_log(log_path)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout.fileno(), selectors.EVENT_READ, out)
-    sel.register(proc.stderr.fileno(), selectors.EVENT_READ, err)
-    try:
-        while sel.get_map():
-            for key, _events in sel.select():
-                try:
-                    chunk = os.read(key.fd, 65536)
-                except InterruptedError:  # pragma: no cover - PEP 475 retries
-                    continue
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                os.write(fd, chunk)
-                if key.data is None:
-                    continue
-                try:
-                    key.data.write(chunk)
-                    key.data.flush()
-                except (OSError, ValueError):
-                    pass  # the terminal went away; keep logging
-    finally:
-        sel.close()
-        os.close(fd)
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def _forward_signals(proc: subprocess.Popen[bytes]) -> list[int]:
-    """Foreground: Ctrl-C / TERM / HUP to jobgate go to the command's process group.
-    Returns the list the signals forwarded are appended to, as they come."""
-    forwarded: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        # Only while the command is unreaped: until then its pid (and so its process
-        # group id) cannot belong to anyone else. Once wait() has reaped it, a late
-        # Ctrl-C must not reach a group that may since have reused that id.
-        if proc.returncode is not None:
-            return
-        forwarded.append(signum)
-        try:
-            os.killpg(proc.pid, signum)
-        except OSError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError):  # pragma: no cover - not main thread
-            pass
-    return forwarded
 
 
 #: what a foreground job ended by Ctrl-C is recorded with (``cancelled``, not ``failed``)
@@ -190,29 +118,38 @@ def run_job(
                 # record (disk full, ...) and told its caller so; nothing may run unseen
                 log_line(log_path, "jobgate: worker found no record for this job; nothing run")
                 return 1
+            if not foreground and not _is_my_job(job):
+                # a queue job claimed twice (a slow claimer's claim expired): the other
+                # worker is the job's; this one runs nothing
+                log_line(log_path, f"jobgate: worker pid {os.getpid()} is not this job's; exiting")
+                return 1
             if not model.is_active(job) or job.get("cancelRequestedAt"):
                 if model.is_active(job):
                     tx.put(model.mark_cancelled(job))
                 log_line(log_path, "jobgate: job was cancelled before it started")
                 return 1
             log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
-            offset = _log_size(log_path)
+            offset = log_size(log_path)
             held, error = _start_command(job, log_path, foreground)
             if held is None:
                 assert error is not None
                 tx.put(
                     model.mark_failed(model.touch(job, pid=os.getpid(), workerProcess=me), error)
                 )
-                return _cannot_run(log_path, error, foreground)
-            # held at its gate: alive, so its identity can be captured, but not yet running
-            # the command; it runs only once this record is committed
-            child = liveness.capture(held.pid) or {"pid": held.pid}
-            tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
+            else:
+                # held at its gate: alive, so its identity can be captured, but not yet
+                # running the command; it runs only once this record is committed
+                child = liveness.capture(held.pid) or {"pid": held.pid}
+                tx.put(model.mark_running(job, worker=me, command=child, output_offset=offset))
     except BaseException:
         if held is not None:
             held.abandon()  # the record did not commit: the command must never run
         raise
-    assert held is not None
+    if held is None:
+        assert error is not None
+        code = _cannot_run(log_path, error, foreground)
+        lifecycle.after_end(store, job_id, stay=not foreground)
+        return code
     # logged before the release, so no output of the command can come before it (a first
     # output line without its newline would glue to it)
     log_line(log_path, f"jobgate: running, command pid {held.pid}")
@@ -221,7 +158,7 @@ def run_job(
     if foreground:
         # from the release on, Ctrl-C & co. must reach the command, not end jobgate
         # and leave the command running unseen
-        forwarded = _forward_signals(proc)
+        forwarded = forward_signals(proc)
     program = str((job.get("command") or ["?"])[0])
     if os.sep in program and job.get("cwd"):
         program = os.path.join(str(job["cwd"]), program)
@@ -229,22 +166,38 @@ def run_job(
     if error is not None:
         proc.wait()
         _record_end(store, job_id, lambda j: model.mark_failed(j, error))
-        return _cannot_run(log_path, error, foreground)
+        code = _cannot_run(log_path, error, foreground)
+        lifecycle.after_end(store, job_id, stay=not foreground)
+        return code
+    watchdog = lifecycle.Watchdog(store, job, child, log_path)
+    watchdog.start()
 
     if foreground:
-        out = _stream(sys.stderr if stdout_to_stderr else sys.stdout)
-        _pump(proc, log_path, out, _stream(sys.stderr))
+        out = stream(sys.stderr if stdout_to_stderr else sys.stdout)
+        pump(proc, log_path, out, stream(sys.stderr))
     returncode = proc.wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
+    watchdog.stop()
     code, sig = model.exit_code_of(returncode)
     # agent tasks (jobgate.agents.task): the agent's final message and session id
     output, found = finish(store, job, log_path, offset)
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
     interrupted = signal.SIGINT in forwarded
-    _record_end(store, job_id, _ended(code, sig, output, interrupted, ended_at, found))
-    _end_line(log_path)
+    ended = _ended(code, sig, output, interrupted, ended_at, found)
+    _record_end(store, job_id, lambda j: lifecycle.limit_hit(ended(j), watchdog.hit))
+    end_line(log_path)
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
+    lifecycle.after_end(store, job_id, stay=not foreground)
     return code
+
+
+def _is_my_job(job: model.Job) -> bool:
+    """A queue job's record names its worker (the claimer records it): it must be this
+    process. Other jobs' workers are started by the launcher that commits the record."""
+    if not isinstance(job.get("queueRank"), (int, float)):
+        return True
+    ident = job.get("workerProcess")
+    return isinstance(ident, dict) and ident.get("pid") == os.getpid()
 
 
 def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
@@ -254,23 +207,6 @@ def _cannot_run(log_path: str, error: str, foreground: bool) -> int:
     if foreground:
         sys.stderr.write(f"jobgate: error: {error}\n")
     return 127
-
-
-def _end_line(log_path: str) -> None:
-    """Finish the command's last output line (if it had no newline), so jobgate's own
-    line after it stays a line of its own."""
-    try:
-        fd = open_log(log_path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            os.write(fd, b"\n")
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _record_end(

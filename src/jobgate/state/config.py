@@ -13,6 +13,13 @@ Keys::
                      the session's jobs: when the client exits (not at /clear, /resume),
                      at every SessionEnd, or never                         [exit-only]
     agents.NAME      JSON list of strings, one of which contains "{prompt}"
+    maxParallel      int >= 1   jobs of a group running at once (queued jobs wait)  [unlimited]
+    groups.G.maxParallel  int >= 1   the same for group G (else maxParallel)
+    queueByDefault   bool       background run/task queue without --queue           [false]
+    timeout          duration   a job running longer is ended, failed/timeout       [none]
+    stall            duration   a job with no new log output that long is ended, failed/stalled
+    agents.NAME.timeout, agents.NAME.stall   the same for tasks of that agent profile
+                     (durations: 90, 90s, 30m, 2h, 1h30m)
 """
 
 from __future__ import annotations
@@ -33,7 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "waitForJobs": False,
     "maxStopBlocks": 3,
     "sessionEndCancels": "exit-only",
+    "maxParallel": None,
+    "queueByDefault": False,
+    "timeout": None,
+    "stall": None,
 }
+
+#: settings with a name in the middle: ``groups.G.maxParallel``, ``agents.NAME.timeout``
+COMPOUND = {"groups": ("maxParallel",), "agents": ("timeout", "stall")}
 
 #: the values of ``sessionEndCancels``
 SESSION_END_CHOICES = ("exit-only", "always", "never")
@@ -157,8 +171,57 @@ def _parse_agent(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(key: str, value: Any) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h``, ``1h30m`` (at least 0.1 s), else
+    :class:`JobgateError` naming ``key``."""
+    import re
+
+    bad = f"bad value for {key}: {value!r} (expected a duration like 90s, 30m, 2h, 1h30m)"
+    if isinstance(value, bool):
+        raise JobgateError(bad)
+    if isinstance(value, (int, float)):
+        total = float(value)
+    else:
+        text = str(value).strip().lower()
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        if not text or not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([smhd]?)|\s", "", text):
+            raise JobgateError(bad)
+        if len(parts) > 1 and any(not unit for _n, unit in parts):
+            raise JobgateError(bad)
+        total = sum(float(n) * _UNITS[unit or "s"] for n, unit in parts)
+    if not total >= MIN_SECONDS or total == float("inf"):
+        raise JobgateError(bad)
+    return int(total) if total.is_integer() else total
+
+
+def split_compound(key: str) -> tuple[str, str, str] | None:
+    """``(kind, name, field)`` of a ``groups.G.maxParallel`` / ``agents.NAME.timeout``
+    key, else None."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[2] in COMPOUND.get(parts[0], ()):
+        return parts[0], parts[1], parts[2]
+    return None
+
+
 def validate(key: str, value: Any) -> Any:
     """The typed value for ``key``, or :class:`JobgateError` naming what is wrong."""
+    compound = split_compound(key)
+    if compound is not None:
+        name = compound[1]
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise JobgateError(f"bad name in {key!r} (letters, digits, - and _)")
+        if compound[2] == "maxParallel":
+            return _parse_int(key, value, 1)
+        return parse_duration(key, value)
+    if key == "maxParallel":
+        return _parse_int(key, value, 1)
+    if key == "queueByDefault":
+        return _parse_bool(key, value)
+    if key in ("timeout", "stall"):
+        return parse_duration(key, value)
     if key == "maxJobs":
         # 0 would prune every job the moment it finishes, its outcome unread
         return _parse_int(key, value, 1)
@@ -177,7 +240,9 @@ def validate(key: str, value: Any) -> Any:
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise JobgateError(f"bad agent name in {key!r} (letters, digits, - and _)")
         return _parse_agent(key, value)
-    known = ", ".join([*DEFAULTS, "agents.NAME"])
+    known = ", ".join(
+        [*DEFAULTS, "agents.NAME", "groups.G.maxParallel", "agents.NAME.timeout|stall"]
+    )
     raise JobgateError(f"unknown config key {key!r} (known keys: {known})")
 
 
@@ -186,20 +251,50 @@ def effective(stored: dict[str, Any]) -> dict[str, Any]:
     with one warning on stderr per key and process, see :func:`problem`)."""
     out = dict(DEFAULTS)
     agents = {name: list(argv) for name, argv in BUILTIN_AGENTS.items()}
+    nested: dict[str, dict[str, dict[str, Any]]] = {"groups": {}, "agentLimits": {}}
     for key, value in stored.items():
         typed = usable(key, value, _INVALID)
         if typed is _INVALID:
             continue
-        if key.startswith("agents."):
+        compound = split_compound(key)
+        if compound is not None:
+            where = nested["groups" if compound[0] == "groups" else "agentLimits"]
+            where.setdefault(compound[1], {})[compound[2]] = typed
+        elif key.startswith("agents."):
             agents[key[len("agents.") :]] = typed
         else:
             out[key] = typed
     out["agents"] = agents
+    out.update(nested)
+    return out
+
+
+def flat(eff: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(key, value)`` of every effective setting (:func:`effective`) as ``config set``
+    names it: ``agents.NAME``, ``groups.G.maxParallel``, ``agents.NAME.timeout``."""
+    out: list[tuple[str, Any]] = []
+    for key, value in eff.items():
+        if key == "agents":
+            out += [(f"agents.{name}", argv) for name, argv in value.items()]
+        elif key in ("groups", "agentLimits"):
+            prefix = "groups" if key == "groups" else "agents"
+            out += [
+                (f"{prefix}.{name}.{field}", v)
+                for name, fields in value.items()
+                for field, v in fields.items()
+            ]
+        else:
+            out.append((key, value))
     return out
 
 
 def get(stored: dict[str, Any], key: str) -> Any:
     eff = effective(stored)
+    compound = split_compound(key)
+    if compound is not None:
+        validate(key, 1)  # checks the name
+        where = eff["groups" if compound[0] == "groups" else "agentLimits"]
+        return where.get(compound[1], {}).get(compound[2])
     if key.startswith("agents."):
         validate(key, ["{prompt}"])  # checks the name
         name = key[len("agents.") :]

@@ -44,7 +44,9 @@ def unset(store: Store, key: str) -> bool:
 
 
 def _check_known(key: str) -> None:
-    if key.startswith("agents."):
+    if config.split_compound(key) is not None:
+        config.validate(key, 1)  # checks the name
+    elif key.startswith("agents."):
         config.validate(key, ["{prompt}"])  # checks the agent name
     elif key not in config.DEFAULTS:
         config.validate(key, None)  # raises "unknown config key ..."

@@ -1,0 +1,58 @@
+"""Spawning a job's detached worker (:mod:`jobgate.jobs.worker`): its own session,
+stdin and stdout on /dev/null, stderr to the job log, waiting at a gate until whoever
+spawned it committed (or failed to commit) its identity. Used by the launcher
+(:mod:`jobgate.jobs.launch`) and by the queue's claimer (:mod:`jobgate.jobs.dispatch`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from jobgate.proc import liveness
+from jobgate.state import model
+from jobgate.state.errors import EXIT_FAILED, JobgateError
+from jobgate.state.fileio import open_log
+from jobgate.state.store import Store
+
+
+def spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
+    """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
+    stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
+    err_fd = open_log(job["logFile"])
+    # A job started from inside another job's command is a job of its own: its worker
+    # must not carry the outer job's mark, or ending the outer job's tree (cancel,
+    # session end) would end this one too and leave its record to be found "lost".
+    env = {k: v for k, v in os.environ.items() if k != model.JOB_ENV}
+    env[model.WORKER_ENV] = job["id"]
+    # STATE_DIR and JOB_ID stay last: cancel reads them off a worker's command line
+    argv = [sys.executable, "-c", _WORKER_BOOT, _package_parent(), str(gate_fd)]
+    try:
+        return subprocess.Popen(
+            [*argv, store.state_dir, job["id"]],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err_fd,
+            close_fds=True,
+            pass_fds=(gate_fd,),
+            **liveness.backend.detached_options(),  # its own session
+        )
+    except OSError as exc:
+        raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None
+    finally:
+        os.close(err_fd)
+
+
+#: the worker imports this very jobgate (also when it runs from a source tree) without
+#: putting anything into the environment that the job's command inherits
+_WORKER_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from jobgate.jobs.worker import main; raise SystemExit(main(sys.argv[2:]))"
+)
+
+
+def _package_parent() -> str:
+    """The folder that holds the ``jobgate`` package this module belongs to."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
