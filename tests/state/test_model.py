@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate.state import model
+from jobgate.state import model, retention
 from jobgate.state.errors import JobgateError
 
 
@@ -69,7 +69,7 @@ def test_prune_never_drops_an_active_job() -> None:
         job["createdAt"] = f"2026-01-01T00:00:{i:02d}.000Z"
         job["status"] = model.RUNNING if i < 3 else model.COMPLETED
         jobs.append(job)
-    kept, dropped = model.prune(jobs, 2)
+    kept, dropped = retention.prune(jobs, 2)
     assert {j["id"] for j in kept} == {"run-0", "run-1", "run-2", "run-9", "run-8"}
     assert all(not model.is_active(j) for j in dropped)
 

@@ -15,7 +15,7 @@ branch, staged, unstaged and untracked (:func:`jobgate.agents.git.change_since`)
 Who may remove a worktree: only ``discard``, never while the job runs (its liveness is
 verified, not read from the record), and one holding a change never applied only with
 ``--force``. Retention never prunes the record of a job whose worktree still exists: the
-record carries a ``keepReason`` (:data:`jobgate.state.model.KEEP_REASON`) until
+record carries a ``keepReason`` (:data:`jobgate.state.retention.KEEP_REASON`) until
 ``discard`` removes the worktree, and pruning says which jobs it kept for it.
 """
 
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from jobgate.agents import git
-from jobgate.state import model
+from jobgate.state import model, retention
 from jobgate.state.errors import EXIT_FAILED, JobgateError
 
 TYPE_CHECKING = False
@@ -61,7 +61,7 @@ class Isolation:
             "worktreeBranch": self.branch,
             "worktreeBase": self.base,
             "worktreeRepo": self.repo,
-            model.KEEP_REASON: _pending_reason(self.job_id),
+            retention.KEEP_REASON: _pending_reason(self.job_id),
         }
 
     def notice(self) -> str | None:
@@ -236,7 +236,7 @@ def apply(store: Store, job: dict[str, Any]) -> git.Applied:
     outcome = git.apply_three_way(target, diff)
     if outcome.ok and diff:
         changes = {"appliedAt": model.now_iso(), "appliedDigest": digest(diff)}
-        _update(store, job_id, **changes, **{model.KEEP_REASON: _applied_reason(job_id)})
+        _update(store, job_id, **changes, **{retention.KEEP_REASON: _applied_reason(job_id)})
     return outcome
 
 
@@ -274,7 +274,9 @@ def discard(store: Store, job: dict[str, Any], *, force: bool) -> dict[str, Any]
     if not os.path.isdir(repo):
         raise JobgateError(f"the repository of job {job_id} is gone ({repo})", EXIT_FAILED)
     git.worktree_remove(repo, path, str(job.get("worktreeBranch") or "") or None)
-    return _update(store, job_id, worktreeRemovedAt=model.now_iso(), **{model.KEEP_REASON: None})
+    return _update(
+        store, job_id, worktreeRemovedAt=model.now_iso(), **{retention.KEEP_REASON: None}
+    )
 
 
 def _update(store: Store, job_id: str, **changes: Any) -> dict[str, Any]:
@@ -283,7 +285,7 @@ def _update(store: Store, job_id: str, **changes: Any) -> dict[str, Any]:
         if job is None:
             raise JobgateError(f"job {job_id} is no longer recorded", EXIT_FAILED)
         updated = model.touch(job, **changes)
-        if updated.get(model.KEEP_REASON) is None:
-            updated.pop(model.KEEP_REASON, None)
+        if updated.get(retention.KEEP_REASON) is None:
+            updated.pop(retention.KEEP_REASON, None)
         tx.put(updated)
     return updated

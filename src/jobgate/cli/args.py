@@ -1,5 +1,5 @@
 """What the subcommand modules share in their arguments: a subcommand with ``--cwd``, a
-help line and an example, and a number of seconds."""
+help line and an example, a number of seconds, a job kind, a whole number."""
 
 from __future__ import annotations
 
@@ -40,4 +40,24 @@ def seconds(text: str, low: float = 0.0, high: float | None = None) -> float:
     if value != value or value < low or (high is not None and value > high):
         span = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
         raise argparse.ArgumentTypeError(f"expected seconds {span}, got {text!r}")
+    return value
+
+
+def kind(text: str) -> str:
+    """A job kind as given, or refused: it is the id's prefix and is never rewritten."""
+    from jobgate.state.model import kind_problem
+
+    problem = kind_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value

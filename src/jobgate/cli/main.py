@@ -53,9 +53,9 @@ EXAMPLES = """examples:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
+    from jobgate.cli.args import kind, non_negative_int
     from jobgate.cli.commands import (
         cmd_cancel,
-        cmd_config,
         cmd_log,
         cmd_result,
         cmd_run,
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_sweep,
         cmd_wait,
     )
+    from jobgate.cli.config_cmd import cmd_config
 
     class Parser(argparse.ArgumentParser):
         """Usage errors as one line on stderr, like every other error, not usage + error."""
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", "-b", action="store_true", help="return at once")
     p.add_argument("--name", help="a label for the job")
     p.add_argument(
-        "--kind", default="run", type=_kind, help="job kind, the id prefix (default: run)"
+        "--kind", default="run", type=kind, help="job kind, the id prefix (default: run)"
     )
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument(
@@ -143,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("log", cmd_log, "print a job's log", "jobgate log run-mid1 --follow")
     p.add_argument("job", help="job id or unique prefix")
     p.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
-    p.add_argument(
-        "--tail", "-n", type=_non_negative_int, metavar="N", help="only the last N lines"
-    )
+    p.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="only the last N lines")
 
     p = add(
         "wait",
@@ -263,30 +262,6 @@ def _seconds(text: str) -> float:
     from jobgate.cli.args import seconds
 
     return seconds(text)
-
-
-def _kind(text: str) -> str:
-    """A job kind as given, or refused: it is the id's prefix and is never rewritten."""
-    import argparse
-
-    from jobgate.state.model import kind_problem
-
-    problem = kind_problem(text)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return text
-
-
-def _non_negative_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def _fast_status_args(argv: list[str]) -> argparse.Namespace | None:

@@ -30,7 +30,7 @@ import os
 import time
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
-from jobgate.state import config, index, model
+from jobgate.state import config, index, model, retention
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
     CorruptFile,
@@ -298,10 +298,10 @@ class Transaction:
             if prune or self._rewrite:
                 everything = self._all_finished()
                 if prune and self.max_finished is not None:
-                    held = model.held_back(everything, self.max_finished, self.spare)
-                    everything, dropped = model.prune(everything, self.max_finished, self.spare)
+                    held = retention.held_back(everything, self.max_finished, self.spare)
+                    everything, dropped = retention.prune(everything, self.max_finished, self.spare)
                     for job in held[:3]:  # said at each prune, so kept short
-                        why = model.one_line(str(job[model.KEEP_REASON]))
+                        why = model.one_line(str(job[retention.KEEP_REASON]))
                         warn(f"kept job {job['id']} past maxJobs: {why}")
                 data = index.lines_text(everything)
                 atomic_write(store.finished_path, data)
