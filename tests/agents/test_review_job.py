@@ -199,3 +199,19 @@ def test_structured_reads_the_schemas_json_and_a_text_reviews_verdict_line() -> 
     assert review.structured("no verdict here") is None
     assert review.structured("Verdict: maybe") is None
     assert review.structured(None) is None
+
+
+def test_a_review_queues_behind_a_busy_slot_and_runs_when_it_frees(jg: Env, repo: Path) -> None:
+    (repo / "a.txt").write_text("changed\n")
+    assert jg.cli("config", "set", "maxParallel", "1").returncode == 0
+    blocker = json.loads(jg.cli("run", "--background", "--json", "--", "sleep", "300").stdout)
+    proc = jg.cli("review", "--queue", "--json")
+    assert proc.returncode == 0, proc.stderr
+    brief = json.loads(proc.stdout)
+    assert (brief["kind"], brief["status"]) == ("review", "queued")
+    assert brief["queue"]["position"] == 1
+    assert _runs(jg) == []  # no agent ran while the slot was taken
+    assert jg.cli("cancel", blocker["id"], "--grace", "1").returncode == 0
+    assert jg.cli("wait", brief["id"], "--timeout", "60").returncode == 0
+    (run,) = _runs(jg)
+    assert "read-only" in run["argv"]

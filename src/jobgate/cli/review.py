@@ -52,6 +52,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--name", help="a label for the job (default: what is reviewed)")
     p.add_argument("--session", metavar="ID", help="session id (default: $JOBGATE_SESSION_ID)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    from jobgate.cli import queue_opts
+
+    queue_opts.add_options(p)
     p.set_defaults(handler=cmd_review)
 
 
@@ -97,6 +100,13 @@ def cmd_review(args: argparse.Namespace) -> int:
         session_id=commands.session_of(args),
         extra=extra,
     )
+    from jobgate.cli import queue_opts
+
+    plan = queue_opts.resolve(args, store, background=args.background, agent=prepared.agent)
+    prepared.fields["extra"].update(plan.extra)
+    if plan.queued:
+        queue_opts.report(store, task.enqueue(store, prepared, plan.queue_kwargs()), args.json)
+        return EXIT_OK
     if args.background:
         job = task.start_background(store, prepared)
         if args.json:
