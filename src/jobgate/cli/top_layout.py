@@ -65,35 +65,24 @@ class Line:
 # -- the queue ---------------------------------------------------------------------------
 def group_of(job: model.Job) -> str:
     """The queue group a job waits in (:data:`DEFAULT_GROUP` when the record names none)."""
-    group = job.get("group")
-    return group if isinstance(group, str) and group else DEFAULT_GROUP
+    from jobgate.jobs import queue
 
-
-def _rank(job: model.Job) -> float:
-    rank = job.get("queueRank")
-    if isinstance(rank, (int, float)) and not isinstance(rank, bool) and math.isfinite(rank):
-        return float(rank)
-    return math.inf  # no rank (or a forged one): after the ranked jobs
+    return queue.group_of(job)
 
 
 def queue_positions(jobs: list[model.Job]) -> dict[str, int]:
-    """Each queued job's place in its group's queue, 1 for the next to start: queued jobs
-    of a group start in ascending ``queueRank``, ties (and jobs without one, which come
-    last) by ``createdAt``, then id. The one place the view knows the queue's rule."""
+    """Each queued job's place in its group's queue, 1 for the next to start, in the
+    queue's own order (:func:`jobgate.jobs.queue.order_key`: ascending ``queueRank``, a
+    missing or forged one last, then creation, then id)."""
+    from jobgate.jobs import queue
+
     groups: dict[str, list[model.Job]] = {}
     for job in jobs:
         if job.get("status") == model.QUEUED:
             groups.setdefault(group_of(job), []).append(job)
     out: dict[str, int] = {}
     for members in groups.values():
-        members.sort(
-            key=lambda j: (
-                _rank(j),
-                model.parse_iso(j.get("createdAt")) or math.inf,
-                str(j.get("id")),
-            )
-        )
-        for place, job in enumerate(members, 1):
+        for place, job in enumerate(sorted(members, key=queue.order_key), 1):
             out[str(job.get("id"))] = place
     return out
 

@@ -25,6 +25,8 @@ the live view (:func:`waiting`).
 
 from __future__ import annotations
 
+import math
+
 from jobgate.state import model
 
 TYPE_CHECKING = False
@@ -142,9 +144,15 @@ def holds_slot(job: model.Job, now: float) -> bool:
 
 
 def order_key(job: model.Job) -> tuple[float, str, str]:
+    """Queue order within a group: ascending ``queueRank``, then creation, then id. A
+    missing or forged rank (not a finite number: ``true``, NaN, infinity) goes after
+    every ranked job instead of scrambling the sort (NaN compares false both ways)."""
     rank = job.get("queueRank")
+    key = math.inf
+    if isinstance(rank, (int, float)) and not isinstance(rank, bool) and math.isfinite(rank):
+        key = float(rank)
     return (
-        float(rank) if isinstance(rank, (int, float)) else 0.0,
+        key,
         str(job.get("createdAt") or ""),
         str(job.get("id")),
     )
