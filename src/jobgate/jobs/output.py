@@ -108,9 +108,11 @@ def _read_span(log_path: str, offset: int, head: bool, limit: int) -> str:
 def agent_found(job: model.Job, log_path: str, offset: int) -> agent_thread.Found | None:
     """What the agent of ``job`` told in its output (the log after ``offset``), for a job
     of a known ``threadFormat``; None for any other job."""
+    fmt = job.get("threadFormat")
+    if not fmt:
+        return None  # most jobs: no agent_thread import (it brings dataclasses)
     from jobgate.jobs import agent_thread
 
-    fmt = job.get("threadFormat")
     if fmt not in agent_thread.FORMATS:
         return None
     head = _read_span(log_path, offset, True, HEAD_BYTES)
