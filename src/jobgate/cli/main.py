@@ -26,17 +26,20 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-#: optional subcommand modules; each exports ``add_parser(subparsers)``
-EXTENSIONS = (
-    "jobgate.cli.doctor",
-    "jobgate.claude.shell",
-    "jobgate.cli.task",
-    "jobgate.cli.watch",
-    "jobgate.cli.review",
-    "jobgate.cli.worktree",
-    "jobgate.cli.top",
-    "jobgate.cli.queue",
-)
+#: optional subcommand modules, each exporting ``add_parser(subparsers)``, and the
+#: subcommands each registers (a test holds this to what they really register)
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "jobgate.cli.doctor": ("doctor",),
+    "jobgate.claude.shell": ("hook",),
+    "jobgate.cli.task": ("task",),
+    "jobgate.cli.watch": ("watch",),
+    "jobgate.cli.review": ("review",),
+    "jobgate.cli.worktree": ("diff", "apply", "discard"),
+    "jobgate.cli.top": ("top",),
+    "jobgate.cli.queue": ("queue", "restart"),
+}
+#: the subcommands built into this module
+BUILT_IN = ("run", "status", "result", "log", "wait", "cancel", "sweep", "config")
 
 
 # -- parser --------------------------------------------------------------------------
@@ -50,10 +53,12 @@ EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, just that subcommand's (the others are
+    not built, and the modules of extension subcommands not imported)."""
     import argparse
 
-    from jobgate.cli.args import kind, non_negative_int
+    from jobgate.cli.args import Unused, kind, non_negative_int
     from jobgate.cli.commands import (
         cmd_cancel,
         cmd_log,
@@ -94,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add(
         name: str, handler: Callable[[argparse.Namespace], int], help_: str, example: str
     ) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return Unused()  # type: ignore[return-value]
         p = sub.add_parser(
             name,
             parents=[common],
@@ -130,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", nargs="?", help="job id or unique prefix")
     p.add_argument("--all", action="store_true", help="list every retained job")
     p.add_argument("--json", action="store_true", help="print JSON")
-    from jobgate.cli.top import add_watch_arguments
+    if not isinstance(p, Unused):
+        from jobgate.cli.top import add_watch_arguments
 
-    add_watch_arguments(p)  # --watch [--interval S]: the live view, as jobgate top
+        add_watch_arguments(p)  # --watch [--interval S]: the live view, as jobgate top
 
     p = add(
         "result", cmd_result, "show the stored outcome of a finished job", "jobgate result run-mid1"
@@ -247,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib
 
-    for module_name in EXTENSIONS:
+    for module_name, names in EXTENSIONS.items():
+        if only is not None and only not in names:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -317,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         fast = _fast_status_args(args_list)
         if fast is not None:
             return int(fast.handler(fast))
-        parser = build_parser()
+        from jobgate.cli.args import command_word
+
+        known = set(BUILT_IN).union(*EXTENSIONS.values())
+        parser = build_parser(command_word(args_list, known))
         args, extra = parser.parse_known_args(args_list)
         as_json = bool(getattr(args, "json", False))
         if extra and hasattr(args, "later_words") and not any(w[:1] == "-" != w for w in extra):
