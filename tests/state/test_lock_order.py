@@ -90,6 +90,18 @@ def _start_holder(jg: Env) -> subprocess.Popen[str]:
     return holder
 
 
+def _waiter(jg: Env, order_file: Path, name: str) -> subprocess.Popen[bytes]:
+    """A process that waits for the lock, then writes ``name`` to ``order_file``."""
+    store = jg.store()
+    argv = [sys.executable, "-c", WAITER, store.state_dir, store.workspace_root]
+    return subprocess.Popen(
+        [*argv, str(order_file), name],
+        env=jg.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def _queue_waiters(
     jg: Env, names: list[str], order_file: Path
 ) -> dict[str, subprocess.Popen[bytes]]:
@@ -100,20 +112,7 @@ def _queue_waiters(
     waiters: dict[str, subprocess.Popen[bytes]] = {}
     for name in names:
         before = len(waiters)
-        waiters[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WAITER,
-                store.state_dir,
-                store.workspace_root,
-                str(order_file),
-                name,
-            ],
-            env=jg.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
+        waiters[name] = _waiter(jg, order_file, name)
         _wait_for(lambda n=before: _blocked(files) > n, f"waiter {name} to wait for the lock")
     return waiters
 
@@ -192,22 +191,7 @@ def test_a_queue_file_that_cannot_be_written_only_costs_the_order(jg: Env, tmp_p
     waiters: list[subprocess.Popen[bytes]] = []
     try:
         for name in ("p", "q"):
-            waiters.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        WAITER,
-                        store.state_dir,
-                        store.workspace_root,
-                        str(order_file),
-                        name,
-                    ],
-                    env=jg.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                )
-            )
+            waiters.append(_waiter(jg, order_file, name))
         time.sleep(0.3)
         assert not order_file.exists()  # nobody got past the holder
         assert holder.stdin is not None
