@@ -24,8 +24,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _templates(agent: str) -> list[list[str]]:
-    """Every argv template jobgate runs ``agent`` with: its profile, its resume."""
-    return [config.BUILTIN_AGENTS[agent], profiles.RESUME[agent]]
+    """Every argv template jobgate runs ``agent`` with: its profile, its resume, its
+    read-only review."""
+    review = profiles.REVIEW_TEMPLATES.get(agent)
+    return [config.BUILTIN_AGENTS[agent], profiles.RESUME[agent], *([review] if review else [])]
 
 
 def _command_and_flags(template: list[str]) -> tuple[list[str], list[str]]:
