@@ -99,6 +99,7 @@ def test_the_json_twin_prints_one_object_a_line_with_the_queue(jg: Env) -> None:
     for job_id, rank in (("run-q-b", 5), ("run-q-a", 1)):
         queued = model.new_job(job_id=job_id, command=["true"], cwd="/", log_file="/dev/null")
         queued["queueRank"] = rank
+        queued["after"] = [running["id"]]  # else the view, a reader, would start it
         with store.transaction() as tx:
             tx.put(queued)
     out = Output(jg.popen("status", "--watch", "--json", "--interval", "0.2"))

@@ -62,9 +62,11 @@ def test_top_follows_jobs_live_and_quits_on_q_restoring_the_screen(jg: Env, term
         name="victim",
     )  # fmt: skip
     store = jg.store()
-    _queued(store, "run-queued-second", queueRank=2)
-    _queued(store, "run-queued-first", queueRank=1)
-    _queued(store, "run-queued-gpu", queueRank=9, group="gpu")
+    # waiting for the finisher: a reader (the view too) starts a queued job it may start
+    wait = {"after": [finisher["id"]]}
+    _queued(store, "run-queued-second", queueRank=2, **wait)
+    _queued(store, "run-queued-first", queueRank=1, **wait)
+    _queued(store, "run-queued-gpu", queueRank=9, group="gpu", **wait)
 
     for job, needle in ((finisher, b"working-on-it"), (victim, b"L" * 300)):
         _wait_for_log(job["logFile"], needle)
