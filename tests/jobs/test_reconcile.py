@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from conftest import Env
 from jobgate.jobs import reconcile
 from jobgate.state import model
 
@@ -55,3 +56,23 @@ def test_running_without_any_pid_is_lost() -> None:
     assert reconcile.find_lost([job], _probe({}), time.time()) == [
         ("r", "no process was ever recorded for it")
     ]
+
+
+def test_a_job_file_holding_the_end_wins_over_an_older_active_summary(jg: Env) -> None:
+    """A lock-free reader may read active.json just before an end's commit and the job
+    file (written first) after it, and after the next commit too (a retry's
+    ``retriedBy``): it must show the end, not "running" with the end's fields beside it."""
+    from jobgate.jobs import refresh
+    from jobgate.state.store import write_json
+
+    store = jg.store()
+    store.ensure()
+    job = model.new_job(job_id="run-torn-1", command=["true"], cwd="/", log_file="/dev/null")
+    running = model.touch(job, status=model.RUNNING, phase="running")
+    ended = model.touch(model.mark_exited(running, exit_code=1, signal=None), retriedBy="run-x")
+    write_json(store.job_path("run-torn-1"), ended)
+    shown = refresh.full_record(store, model.summary(running))
+    assert (shown["status"], shown["retriedBy"]) == ("failed", "run-x")
+    # and a file that is older than the summary stays under it
+    write_json(store.job_path("run-torn-1"), job)
+    assert refresh.full_record(store, model.summary(running))["status"] == "running"

@@ -242,8 +242,15 @@ def find_job(jobs: list[model.Job], job_id: str) -> model.Job | None:
 
 
 def full_record(store: Store, summary: model.Job) -> dict[str, Any]:
-    """The job file merged under the (possibly fresher) index summary."""
+    """The job file merged under the (possibly fresher) index summary — unless the file
+    holds the job's end and the summary does not: the end is written to the file first,
+    so a reader that read ``active.json`` just before that commit (and perhaps the next
+    ones) and the file after it must not show an ended job running (with fields of its
+    end, such as ``retriedBy``, beside it); the file is the newer record, as
+    :meth:`jobgate.state.transaction.Transaction.get` has it."""
     full = store.read_job(str(summary["id"])) or {}
+    if model.is_finished(full) and not model.is_finished(summary):
+        return full
     merged = dict(full)
     merged.update(summary)
     return merged
