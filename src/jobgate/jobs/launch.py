@@ -62,6 +62,11 @@ def _new_record(
     return job
 
 
+def max_jobs(store: Store) -> int:
+    """The workspace's ``maxJobs``, for a launch's commit to prune to."""
+    return int(config_mod.effective(store.read_config())["maxJobs"])
+
+
 def start_background(
     store: Store,
     command: list[str],
@@ -102,8 +107,9 @@ def start_background(
     try:
         ident = liveness.capture(proc.pid) or {"pid": proc.pid}
         job = model.touch(job, pid=proc.pid, workerProcess=ident)
+        keep = max_jobs(store)  # read before the lock: the critical section is the commit
         with store.transaction() as tx:
-            tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+            tx.max_finished = keep
             tx.put(job)
     finally:
         os.close(gate_w)  # opens the gate: committed, or not (then the worker runs nothing)
@@ -139,8 +145,9 @@ def run_foreground(
         job_id=job_id,
     )
     me = liveness.capture(os.getpid())
+    keep = max_jobs(store)  # read before the lock: the critical section is the commit
     with store.transaction() as tx:
-        tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+        tx.max_finished = keep
         # ``foreground``: whoever ran it saw its output and exit code as it ended, so the
         # user-prompt-submit hook never announces it as a finished background job
         tx.put(model.touch(job, pid=os.getpid(), workerProcess=me, foreground=True))
@@ -183,8 +190,9 @@ def enqueue(
         job_id=job_id,
     )
     deps = list(dict.fromkeys(after or []))
+    keep = max_jobs(store)  # read before the lock: the critical section is the commit
     with store.transaction() as tx:
-        tx.max_finished = config_mod.effective(store.read_config())["maxJobs"]
+        tx.max_finished = keep
         for dep in deps:
             if tx.get(dep) is None:
                 raise JobgateError(f"--after: no job {dep!r} in this workspace")
