@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
 def cmd_review(args: argparse.Namespace) -> int:
     from jobgate.agents import review, task
     from jobgate.cli import commands
-    from jobgate.cli.task import _detach_stdin
+    from jobgate.cli.task import _detach_stdin, report_started
 
     cwd = os.path.realpath(getattr(args, "cwd", None) or os.getcwd())
     tgt = review.target(cwd, args.base)  # bad ref, not a repository: before anything
@@ -109,16 +109,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.background:
         job = task.start_background(store, prepared)
-        if args.json:
-            from jobgate.cli.render import to_json
-
-            keys = ("id", "status", "pid", "name", "kind", "agent", "logFile", *extra)
-            commands.emit(to_json({k: job.get(k) for k in keys}))
-        else:
-            commands.emit(
-                f"{job['id']}\nstarted a {what} by {prepared.agent} in the background "
-                f"(pid {job['pid']}); then: jobgate wait {job['id']} && jobgate result {job['id']}"
-            )
+        report_started(job, args.json, tuple(extra), f"started a {what} by {prepared.agent}")
         return EXIT_OK
     _detach_stdin()
     final, code = task.run_foreground(store, prepared, stdout_to_stderr=args.json)

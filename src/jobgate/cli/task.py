@@ -15,6 +15,7 @@ from jobgate.state.errors import EXIT_OK, JobgateError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -74,6 +75,23 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("prompt", metavar="PROMPT", help="the task for the agent; - reads it from stdin")
     # words after an option are still JOB/PROMPT (filled in by jobgate.cli.main)
     p.set_defaults(handler=cmd_task, later_words=[])
+
+
+def report_started(job: dict[str, Any], as_json: bool, more: Sequence[str], what: str) -> None:
+    """What an agent job started in the background prints: its id, then how to follow
+    it; ``--json``: its brief, with the ``more`` keys."""
+    from jobgate.cli import commands
+
+    if as_json:
+        from jobgate.cli.render import to_json
+
+        keys = ("id", "status", "pid", "name", "kind", "agent", "logFile", *more)
+        commands.emit(to_json({k: job.get(k) for k in keys}))
+        return
+    commands.emit(
+        f"{job['id']}\n{what} in the background (pid {job['pid']}); "
+        f"then: jobgate wait {job['id']} && jobgate result {job['id']}"
+    )
 
 
 def _read_prompt(arg: str) -> str:
@@ -167,17 +185,8 @@ def cmd_task(args: argparse.Namespace) -> int:
         if args.background:
             job = task.start_background(store, prepared)
     if args.background:
-        if args.json:
-            from jobgate.cli.render import to_json
-
-            keys: tuple[str, ...] = ("id", "status", "pid", "name", "kind", "agent")
-            keys += ("resumedFrom", "logFile", *(k for k in WORKTREE_KEYS if k in job))
-            commands.emit(to_json({k: job.get(k) for k in keys}))
-        else:
-            commands.emit(
-                f"{job['id']}\nstarted {prepared.agent} in the background (pid {job['pid']}); "
-                f"then: jobgate wait {job['id']} && jobgate result {job['id']}"
-            )
+        more = ("resumedFrom", *(k for k in WORKTREE_KEYS if k in job))
+        report_started(job, args.json, more, f"started {prepared.agent}")
         return EXIT_OK
     _detach_stdin()
     final, code = task.run_foreground(store, prepared, stdout_to_stderr=args.json)
