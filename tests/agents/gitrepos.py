@@ -92,3 +92,15 @@ def fake_bin(folder: Path) -> Path:
 def recorded_runs(folder: Path) -> list[dict[str, Any]]:
     """What each fake agent run recorded (name, argv, prompt, cwd)."""
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def agent_workspace(env: dict[str, str], workspace: Path, tmp: Path, files: dict[str, str]) -> Path:
+    """``workspace`` as a git repository holding ``files`` in one commit, with the fake
+    agents first on ``env``'s PATH and recording their runs under ``tmp/runs``
+    (``FAKE_RECORD``, read back with :func:`recorded_runs`)."""
+    env.update(GIT_ENV)
+    env["PATH"] = str(fake_bin(tmp / "bin")) + os.pathsep + env["PATH"]
+    record = tmp / "runs"
+    record.mkdir()
+    env["FAKE_RECORD"] = str(record)
+    return init(workspace, files)

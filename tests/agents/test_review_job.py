@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import GIT_ENV, fake_bin, git, git_bytes, init, recorded_runs, tree_fingerprint
+from gitrepos import agent_workspace, git, git_bytes, recorded_runs, tree_fingerprint
 
 from conftest import Env
 from jobgate.agents import git as jgit
@@ -18,12 +18,9 @@ from jobgate.agents import review
 
 @pytest.fixture
 def repo(jg: Env, tmp_path: Path) -> Path:
-    jg.env.update(GIT_ENV)
-    jg.env["PATH"] = str(fake_bin(tmp_path / "bin")) + os.pathsep + jg.env["PATH"]
-    record = tmp_path / "runs"
-    record.mkdir()
-    jg.env["FAKE_RECORD"] = str(record)
-    return init(jg.workspace, {"a.txt": "one\n", "lib/b.py": "B = 1\n"})
+    return agent_workspace(
+        jg.env, jg.workspace, tmp_path, {"a.txt": "one\n", "lib/b.py": "B = 1\n"}
+    )
 
 
 def _runs(jg: Env) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitrepos import GIT_ENV, fake_bin, git, init, recorded_runs, tree_fingerprint
+from gitrepos import agent_workspace, git, recorded_runs, tree_fingerprint
 
 from conftest import Env
 
@@ -32,12 +32,8 @@ WRITING_CODEX = [
 @pytest.fixture
 def repo(jg: Env, tmp_path: Path) -> Path:
     """The workspace as a git repository with one commit; the fake agents on PATH."""
-    jg.env.update(GIT_ENV)
-    jg.env["PATH"] = str(fake_bin(tmp_path / "bin")) + os.pathsep + jg.env["PATH"]
-    record = tmp_path / "runs"
-    record.mkdir()
-    jg.env["FAKE_RECORD"] = str(record)
-    init(jg.workspace, {"a.txt": "one\ntwo\nthree\n", "src/m.py": "x = 1\n"})
+    files = {"a.txt": "one\ntwo\nthree\n", "src/m.py": "x = 1\n"}
+    agent_workspace(jg.env, jg.workspace, tmp_path, files)
     proc = jg.cli("config", "set", "agents.codex", json.dumps(WRITING_CODEX))
     assert proc.returncode == 0, proc.stderr
     return jg.workspace
