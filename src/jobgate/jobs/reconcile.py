@@ -3,6 +3,7 @@ decide which active jobs are really dead (and why). No I/O of its own."""
 
 from __future__ import annotations
 
+from jobgate.jobs.queue import is_queue_job
 from jobgate.state import model
 
 TYPE_CHECKING = False
@@ -31,7 +32,7 @@ def _labelled(job: model.Job) -> list[tuple[str, dict[str, Any]]]:
 def verdict(job: model.Job, probe: Probe, now: float) -> str | None:
     """None if the active ``job`` is (or may still become) alive, else why it is lost."""
     idents = _labelled(job)
-    if not idents and job.get("status") == model.QUEUED and _is_queue_job(job):
+    if not idents and job.get("status") == model.QUEUED and is_queue_job(job):
         # waiting in the queue (or claimed: a claim that expires puts it back): it holds
         # no process yet and needs none; see jobgate.jobs.queue
         return None
@@ -52,11 +53,6 @@ def verdict(job: model.Job, probe: Probe, now: float) -> str | None:
             return None
         reasons.append(f"{label} {evidence}")
     return "; ".join(reasons)
-
-
-def _is_queue_job(job: model.Job) -> bool:
-    rank = job.get("queueRank")
-    return isinstance(rank, (int, float)) and not isinstance(rank, bool)
 
 
 def find_lost(jobs: Iterable[model.Job], probe: Probe, now: float) -> list[tuple[str, str]]:
