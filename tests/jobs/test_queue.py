@@ -314,3 +314,28 @@ def test_bad_queue_and_lifecycle_options_are_refused_and_record_nothing(
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not jg.home.exists() or not list(jg.home.glob("*/jobs/*.json"))
+
+
+def test_a_job_waiting_in_the_queue_past_the_grace_period_is_never_written_down_lost(
+    jg: Env,
+) -> None:
+    """DESIGN invariant 2 as the queue has it: a queued record with no process is active
+    only for a grace period, unless it waits in the queue, which needs no process. A
+    job that waited an hour behind a real running job stays queued through every reader,
+    and starts once the slot frees."""
+    jg.cli("config", "set", "maxParallel", "1")
+    busy = _queue(jg, "--", "sleep", "300")
+    jg.wait_for(busy["id"], lambda j: j["status"] == "running")
+    waiting = _queue(jg, "--", "true")
+    store = jg.store()
+    an_hour_ago = model.now_iso(time.time() - 3600)
+    with store.transaction() as tx:
+        job = tx.get(waiting["id"])
+        assert job is not None and job["status"] == "queued"
+        tx.put(model.touch(job, createdAt=an_hour_ago))
+    assert jg.cli("status").returncode == 0
+    assert jg.cli("hook", "stop", input="{}").returncode == 0
+    shown = jg.job(waiting["id"])
+    assert (shown["status"], shown.get("phase")) == ("queued", "waiting")
+    assert jg.cli("cancel", busy["id"], "--grace", "1").returncode == 0
+    assert jg.wait_for(waiting["id"], model.is_finished)["status"] == "completed"
