@@ -20,10 +20,7 @@ import time
 
 from jobgate.jobs import lifecycle
 from jobgate.jobs.foreground import forward_signals, pump, stream
-from jobgate.jobs.output import OUTPUT_KEEP_BYTES as OUTPUT_KEEP_BYTES
 from jobgate.jobs.output import end_line, finish, log_size
-from jobgate.jobs.output import is_progress_line as is_progress_line
-from jobgate.jobs.output import read_result_file as read_result_file
 from jobgate.proc import liveness
 from jobgate.proc.spawn import HeldCommand, start_held
 from jobgate.state import model
