@@ -47,6 +47,10 @@ def _new_record(
     extra: dict[str, Any] | None,
     job_id: str | None = None,
 ) -> model.Job:
+    """A new job's record (not yet committed), after checking its command and making
+    sure the state dir exists: the start shared by every kind of launch."""
+    _check_command(command)
+    store.ensure()
     job_id = job_id or model.new_id(kind)
     job = model.new_job(
         job_id=job_id,
@@ -81,8 +85,6 @@ def start_background(
     """Record a job and start its detached worker; returns the committed record.
     ``job_id``: an id made beforehand (:func:`jobgate.state.model.new_id`), for a job
     whose resources are named after it (a worktree's branch)."""
-    _check_command(command)
-    store.ensure()
     job = _new_record(
         store,
         command,
@@ -132,8 +134,6 @@ def run_foreground(
     ``stdout_to_stderr``); returns (record, exit code)."""
     from jobgate.jobs import worker
 
-    _check_command(command)
-    store.ensure()
     job = _new_record(
         store,
         command,
@@ -177,8 +177,6 @@ def enqueue(
     and nothing is recorded)."""
     from jobgate.jobs import dispatch, queue
 
-    _check_command(command)
-    store.ensure()
     job = _new_record(
         store,
         command,
