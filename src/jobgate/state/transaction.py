@@ -27,10 +27,9 @@ from __future__ import annotations
 # launch and every finish).
 import json  # noqa: F401  (fileio.json_text: job files)
 import os
-import time
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
-from jobgate.state import config, index, model, retention
+from jobgate.state import config, index, leftovers, model, retention
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
     CorruptFile,
@@ -40,7 +39,6 @@ from jobgate.state.fileio import (
     fsync_dir,
     json_bytes,
     keep_newest,
-    remove_stale_temp_files,
     warn,
     write_all,
     write_json,
@@ -328,7 +326,7 @@ class Transaction:
         for job in [*dropped, *self._removed.values()]:
             self._remove_files(job)
         if prune or self._rewrite:
-            self._sweep_leftovers(self.jobs + everything)
+            leftovers.sweep(self.store, self.jobs + everything, ORPHAN_SECONDS)
         self._staged.clear()
         self._finished.clear()
         self._removed.clear()
@@ -364,37 +362,3 @@ class Transaction:
         if isinstance(extra, str) and extra.endswith(".last-message"):
             # only ever a file directly in jobs/, whatever the spelling of its path
             _unlink_quietly(os.path.join(self.store.jobs_dir, os.path.basename(extra)))
-
-    def _sweep_leftovers(
-        self, everything: list[model.Job], min_age: float = ORPHAN_SECONDS
-    ) -> None:
-        """Remove what killed writers left: temp files, and logs and agents' final-message
-        files that no record names (a ``run --background`` killed before its record was
-        committed, or a disk that was full). Job files are never removed here. The age
-        threshold spares a file whose record is about to be committed."""
-        remove_stale_temp_files(self.store.state_dir)
-        remove_stale_temp_files(self.store.jobs_dir)
-        ids = {str(j.get("id")) for j in everything}
-        # by name: a record may spell the state root another way (a symlinked
-        # $JOBGATE_HOME), and these files only ever live directly in jobs/
-        named = {os.path.basename(str(j.get("resultFile"))) for j in everything}
-        cutoff = time.time() - min_age
-        try:
-            names = os.listdir(self.store.jobs_dir)
-        except OSError:
-            return
-        for name in names:
-            path = os.path.join(self.store.jobs_dir, name)
-            if name.endswith(".log"):
-                job_id = name[: -len(".log")]
-                if job_id in ids or not model.is_safe_id(job_id):
-                    continue
-                if os.path.lexists(os.path.join(self.store.jobs_dir, f"{job_id}.json")):
-                    continue
-            elif not name.endswith(".last-message") or name in named:
-                continue
-            try:
-                if os.lstat(path).st_mtime < cutoff:
-                    os.unlink(path)
-            except OSError:
-                continue
