@@ -135,3 +135,113 @@ def test_a_script_whose_interpreter_is_missing_is_named_as_such(tmp_path: Path) 
     error = held.release(str(script))
     held.proc.communicate(timeout=30)
     assert error == f"cannot run {script}: the interpreter on its #! line was not found"
+
+
+# -- fork_held: the background worker's way (a fork of the worker, no interpreter) -------
+def _forked(tmp_path: Path, *argv: str) -> tuple[spawn.ForkedCommand, Path]:
+    out = tmp_path / "out"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return spawn.fork_held(list(argv), env=dict(os.environ), out_fd=fd), out
+    finally:
+        os.close(fd)
+
+
+def test_a_forked_held_command_waits_for_its_release_and_keeps_its_identity(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ran"
+    held, out = _forked(tmp_path, "sh", "-c", f"echo yes > {marker}; echo out; echo err >&2")
+    ident = liveness.capture(held.pid)
+    assert ident is not None
+    time.sleep(0.3)
+    assert not marker.exists()
+    assert held.release("sh") is None
+    assert held.wait() == 0 and marker.exists()
+    assert out.read_text() == "out\nerr\n"  # stdout and stderr both to the given file
+    assert liveness.capture(held.pid) is None and ident["pid"] == held.pid
+
+
+def test_a_forked_held_command_runs_in_a_session_of_its_own(tmp_path: Path) -> None:
+    held, out = _forked(tmp_path, "sh", "-c", "cat /proc/$$/stat")
+    assert held.release("sh") is None
+    assert held.wait() == 0
+    session = int(out.read_text().rpartition(")")[2].split()[3])  # field 6: the session
+    assert session == held.pid != os.getsid(0)
+
+
+def test_an_abandoned_forked_command_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    held, _out = _forked(tmp_path, "sh", "-c", f"echo yes > {marker}")
+    held.abandon()
+    assert held.returncode == spawn.NOT_RELEASED and not marker.exists()
+
+
+def test_a_forked_command_whose_worker_dies_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = (
+        "import os, sys, time; from jobgate.proc import spawn; "
+        f"h = spawn.fork_held(['sh', '-c', 'echo > {marker}'], env=dict(os.environ), out_fd=2); "
+        "print(h.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(Path(spawn.__file__).parents[2])),
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while liveness.capture(child) is not None:
+            assert time.monotonic() < deadline, "the held command outlived its worker"
+            time.sleep(0.02)
+        assert not marker.exists()
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_forked_command_inherits_no_descriptor_but_its_stdio(tmp_path: Path) -> None:
+    """The worker's pipes to its launcher must not leak into the command: a launcher
+    reading its report pipe to end of file would wait for the command to end."""
+    keep_r, keep_w = os.pipe()
+    os.set_inheritable(keep_w, True)  # even one marked inheritable
+    try:
+        held, out = _forked(tmp_path, "sh", "-c", "ls /proc/self/fd")
+        assert held.release("sh") is None
+        assert held.wait() == 0
+    finally:
+        os.close(keep_r)
+        os.close(keep_w)
+    fds = sorted(int(n) for n in out.read_text().split())
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 4  # ls's own directory descriptor at most
+
+
+def test_a_missing_program_in_a_forked_command_is_reported_on_release(tmp_path: Path) -> None:
+    held, _out = _forked(tmp_path, "no-such-program-xyz")
+    assert held.release("no-such-program-xyz") == "command not found: no-such-program-xyz"
+    assert held.wait() == 127
+
+
+def test_a_forked_command_gets_default_sigpipe_sigxfsz_and_sighup(tmp_path: Path) -> None:
+    import signal
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as the background worker does
+    try:
+        held, out = _forked(tmp_path, "sh", "-c", "grep SigIgn /proc/self/status; yes | head -1")
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert held.release("sh") is None
+    assert held.wait() == 0
+    mask = _sigign_mask(out.read_bytes())
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP):
+        assert not mask & (1 << (sig - 1)), f"{sig!r} is ignored in the command"
+
+
+def test_a_forked_command_killed_by_a_signal_waits_like_popen(tmp_path: Path) -> None:
+    held, _out = _forked(tmp_path, "sh", "-c", "kill -TERM $$")
+    assert held.release("sh") is None
+    assert held.wait() == -15 and held.wait() == -15  # reaped once, remembered

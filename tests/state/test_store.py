@@ -441,3 +441,71 @@ def test_a_timed_lock_wait_leaves_no_alarm_behind(store: Store) -> None:
         )
     assert proc.stdout.split() == ["LockTimeout", "True", "0.0"], proc.stderr
     assert signal.getsignal(signal.SIGALRM) == before
+
+
+def test_retention_removes_old_job_files_of_launches_that_never_committed(
+    store: Store,
+) -> None:
+    """``run --background`` writes its job's file before it takes the lock: an active
+    record that no index names is a launch killed before its commit, and no job."""
+    jobs = Path(store.jobs_dir)
+    with store.transaction() as tx:
+        tx.put(_job("run-kept", status=model.RUNNING))
+    old = time.time() - 3600
+    files = {
+        "run-uncommitted": (model.QUEUED, old, False),
+        "run-uncommitted2": (model.RUNNING, old, False),
+        "run-launching": (model.RUNNING, time.time(), True),  # may be committed any moment
+        "run-finishedfile": (model.COMPLETED, old, True),  # an end written before its index
+    }
+    for job_id, (status, mtime, _keep) in files.items():
+        path = jobs / f"{job_id}.json"
+        path.write_text(json.dumps(_job(job_id, status=status)))
+        os.utime(path, (mtime, mtime))
+    with store.transaction() as tx:  # a write that prunes, so it sweeps
+        tx.put(_job("run-other"))
+        tx.put(_job("run-newer", created=2e9))
+        tx.max_finished = 1
+    for job_id, (_status, _mtime, keep) in files.items():
+        assert (jobs / f"{job_id}.json").exists() == keep, job_id
+    assert (jobs / "run-kept.json").exists()
+
+
+def test_a_commit_fsyncs_nothing_while_it_holds_the_lock_and_all_it_wrote_before_it_returns(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for the disk under the lock makes every waiter wait for it too; a caller
+    that acknowledges a change (prints a job id) must find it durable by then."""
+    import fcntl
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("names a descriptor's file through /proc/self/fd (Linux)")
+    synced: list[str] = []
+    under_lock: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        probe = os.open(store.lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            under_lock.append(path)
+        finally:
+            os.close(probe)  # (a lock it got is dropped with the descriptor)
+        synced.append(path)
+        real_fsync(fd)
+
+    with store.transaction() as tx:  # the first commit creates the files
+        tx.put(_job("run-first", status=model.RUNNING))
+    monkeypatch.setattr(os, "fsync", spy)
+    with store.transaction() as tx:  # a start ...
+        tx.put(_job("run-a", status=model.RUNNING))
+    assert under_lock == []
+    assert {store.index_path, store.state_dir, store.jobs_dir} <= set(synced)
+    assert store.job_path("run-a") in synced
+    synced.clear()
+    with store.transaction() as tx:  # ... and an end
+        tx.put(_job("run-a", status=model.COMPLETED))
+    assert under_lock == []
+    assert {store.index_path, store.finished_path, store.job_path("run-a")} <= set(synced)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 from jobgate.state.fileio import open_log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from typing import IO
 
 

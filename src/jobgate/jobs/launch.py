@@ -7,21 +7,24 @@ Background start, so the record is never visible without a process identity (inv
    caller (stdin and stdout to /dev/null, stderr to the job log), so a caller that waits
    for its pipes to close (a test runner, a hook) is never held. It waits at a gate: a
    pipe whose write end only the launcher holds;
-2. capture the worker's identity (pid + start time) and commit the ``queued`` record in
-   one short locked transaction;
-3. close the gate. The worker then looks for its record and starts the command only if
-   the commit happened (a launcher killed before it leaves a worker that runs nothing).
+2. hand the worker the record; it forks the command held at a gate of its own and
+   reports the command's pid (:mod:`jobgate.jobs.handshake`);
+3. capture both identities (pid + start time) and commit the record, already
+   ``running``, in one short locked transaction;
+4. tell the worker and close the gate. The worker releases the command only if the
+   commit happened (a launcher killed before it leaves a worker that runs nothing).
 """
 
 from __future__ import annotations
 
 import os
 
-from jobgate.jobs import workers
+from jobgate.jobs import handshake, workers
 from jobgate.proc import liveness
 from jobgate.state import config as config_mod
 from jobgate.state import model
-from jobgate.state.errors import JobgateError
+from jobgate.state.errors import EXIT_FAILED, JobgateError
+from jobgate.state.fileio import _unlink_quietly, json_bytes, replace_with
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
@@ -98,24 +101,77 @@ def start_background(
     log_path = job["logFile"]
     log_line(log_path, f"jobgate: job {job['id']} created")
     # The worker is spawned before the lock is taken, so the critical section is only the
-    # commit. It waits at a gate — the read end of a pipe whose write end only this
-    # process holds — until the commit is done or has failed (or this process died),
-    # then runs the command only if the record reached the index.
+    # commit. It gets the record, forks the command held at its own gate and reports it
+    # (jobgate.jobs.handshake); the record is then committed once, already running with
+    # both identities, and the worker is told to release the command. Killed anywhere in
+    # between, nothing runs that no record names.
     gate_r, gate_w = os.pipe()
+    report_r, report_w = os.pipe()
     try:
-        proc = workers.spawn_worker(store, job, cwd, gate_r)
+        proc = workers.spawn_worker(store, job, cwd, gate_r, report_w)
+    except BaseException:
+        for fd in (gate_w, report_r):
+            os.close(fd)
+        raise
     finally:
         os.close(gate_r)
+        os.close(report_w)
     try:
         ident = liveness.capture(proc.pid) or {"pid": proc.pid}
         job = model.touch(job, pid=proc.pid, workerProcess=ident)
+        try:
+            said = handshake.exchange(gate_w, report_r, job, handshake.REPORT_TIMEOUT)
+        except handshake.WorkerSilent:
+            proc.kill()  # our unreaped child: its pid cannot be anyone else's
+            raise JobgateError(
+                f"the jobgate worker did not start within {handshake.REPORT_TIMEOUT:g} s "
+                "(machine overloaded?); nothing was run",
+                EXIT_FAILED,
+            ) from None
+        verdict = b""
+        if said.pid is not None:
+            child = liveness.capture(said.pid) or {"pid": said.pid}
+            job = model.mark_running(job, worker=ident, command=child, output_offset=said.offset)
+            verdict = handshake.COMMITTED_RUNNING
+        elif said.error is not None:
+            job = model.mark_failed(job, said.error)
+            verdict = handshake.COMMITTED_FAILED
+        # else the worker died before it said anything: the record is committed queued
+        # with its identity, and whoever looks next finds it lost, with the evidence
         keep = max_jobs(store)  # read before the lock: the critical section is the commit
-        with store.transaction() as tx:
-            tx.max_finished = keep
-            tx.put(job)
+        # its file, written before the lock: until the index names it, a job file holding
+        # an active record is no job (StateDir.lookup), so the commit is active.json
+        # alone (the file is made durable with it, after the lock). Not before the first
+        # commit: job files beside no index are what a lost index looks like (the commit
+        # then writes it)
+        path = store.job_path(job["id"])
+        early = os.path.exists(store.index_path)
+        if early:
+            replace_with(path, json_bytes(job), sync=False)
+        try:
+            with store.transaction() as tx:
+                tx.max_finished = keep
+                tx.put(job)
+                if early:
+                    tx.sync_on_commit(path)
+        except BaseException:
+            if early and not _named(store, job["id"]):
+                _unlink_quietly(path)  # the launch never committed: no job file either
+            raise
+        if verdict:
+            handshake.send_verdict(gate_w, verdict)
     finally:
         os.close(gate_w)  # opens the gate: committed, or not (then the worker runs nothing)
+        os.close(report_r)
     return job
+
+
+def _named(store: Store, job_id: str) -> bool:
+    """Whether the index names the job (True when that cannot be read: keep its file)."""
+    try:
+        return store.snapshot().lookup(job_id) is not None
+    except Exception:
+        return True
 
 
 def run_foreground(

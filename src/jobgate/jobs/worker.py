@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -22,7 +21,7 @@ from jobgate.jobs import lifecycle
 from jobgate.jobs.foreground import forward_signals, pump, stream
 from jobgate.jobs.output import end_line, finish, log_size
 from jobgate.proc import liveness
-from jobgate.proc.spawn import HeldCommand, start_held
+from jobgate.proc.spawn import ForkedCommand, HeldCommand, start_held
 from jobgate.state import model
 from jobgate.state.fileio import open_log
 from jobgate.state.files import LockContext
@@ -31,6 +30,7 @@ from jobgate.state.store import Store, log_line
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 #: lock timeout of the worker's own writes: it waits as long as it takes, since only it
 #: can record that the command started or how it ended
@@ -52,6 +52,8 @@ def _start_command(
     cwd = job.get("cwd") or None
     if cwd is not None and not os.path.isdir(cwd):
         return None, f"the job's directory {cwd} does not exist"
+    import subprocess  # not on the background worker's way (jobgate.proc.spawn.fork_held)
+
     try:
         if foreground:
             held = start_held(
@@ -147,21 +149,38 @@ def run_job(
         code = _cannot_run(log_path, error, foreground)
         lifecycle.after_end(store, job_id, stay=not foreground)
         return code
+    return _run_held(store, job, held, child, log_path, offset, foreground, stdout_to_stderr)
+
+
+def _run_held(
+    store: Store,
+    job: model.Job,
+    held: HeldCommand | ForkedCommand,
+    child: dict[str, Any],
+    log_path: str,
+    offset: int,
+    foreground: bool = False,
+    stdout_to_stderr: bool = False,
+) -> int:
+    """From a committed start on: release the held command, wait for it, record its end
+    and what follows it. Returns the shell-style exit code."""
+    job_id = str(job["id"])
     # logged before the release, so no output of the command can come before it (a first
     # output line without its newline would glue to it)
     log_line(log_path, f"jobgate: running, command pid {held.pid}")
-    proc = held.proc
     forwarded: list[int] = []
     if foreground:
+        assert isinstance(held, HeldCommand)
         # from the release on, Ctrl-C & co. must reach the command, not end jobgate
         # and leave the command running unseen
-        forwarded = forward_signals(proc)
+        forwarded = forward_signals(held.proc)
     program = str((job.get("command") or ["?"])[0])
     if os.sep in program and job.get("cwd"):
         program = os.path.join(str(job["cwd"]), program)
     error = held.release(program, os.environ.get("PATH"))
+    wait = held.proc.wait if isinstance(held, HeldCommand) else held.wait
     if error is not None:
-        proc.wait()
+        wait()
         _record_end(store, job_id, lambda j: model.mark_failed(j, error))
         code = _cannot_run(log_path, error, foreground)
         lifecycle.after_end(store, job_id, stay=not foreground)
@@ -170,9 +189,10 @@ def run_job(
     watchdog.start()
 
     if foreground:
+        assert isinstance(held, HeldCommand)
         out = stream(sys.stderr if stdout_to_stderr else sys.stdout)
-        pump(proc, log_path, out, stream(sys.stderr))
-    returncode = proc.wait()
+        pump(held.proc, log_path, out, stream(sys.stderr))
+    returncode = wait()
     ended_at = time.time()  # the end's time, not the (maybe much later) write's
     watchdog.stop()
     code, sig = model.exit_code_of(returncode)
@@ -186,6 +206,84 @@ def run_job(
     log_line(log_path, f"jobgate: command {what}" + (" after Ctrl-C" if interrupted else ""))
     lifecycle.after_end(store, job_id, stay=not foreground)
     return code
+
+
+def run_launched(store: Store, job_id: str, gate_r: int, report_w: int) -> int:
+    """The background worker's side of :mod:`jobgate.jobs.handshake`: take the job from
+    the launcher, fork its command held at its gate, report it, and run it once the
+    launcher has committed it ``running`` (or, if the launcher died, once the index shows
+    this command on record)."""
+    from jobgate.jobs import handshake
+
+    log_path = store.log_path(job_id)
+    try:
+        job: model.Job = handshake.read_spec(gate_r)
+    except (OSError, ValueError, UnicodeError):
+        os.close(report_w)
+        handshake.await_verdict(gate_r)
+        log_line(log_path, "jobgate: worker got no job from its launcher; nothing run")
+        return 1
+    log_line(log_path, f"jobgate: starting {model_command(job)} (worker pid {os.getpid()})")
+    offset = log_size(log_path)
+    held, error = _fork_command(job, log_path)
+    if held is None:
+        handshake.report(report_w, error=error or "")
+    else:
+        handshake.report(report_w, pid=held.pid, offset=offset)
+    verdict = handshake.await_verdict(gate_r)
+    if held is not None and verdict != handshake.COMMITTED_RUNNING:
+        recorded = _recorded_start(store, job_id, held.pid)
+        if recorded is None:
+            held.abandon()  # no record names it: it must never run
+            log_line(log_path, "jobgate: worker found no record for this job; nothing run")
+            return 1
+        job = {**job, **recorded}
+    if held is None:
+        code = _cannot_run(log_path, error or "cannot start the command", False)
+        if verdict:
+            lifecycle.after_end(store, job_id, stay=True)
+        return code
+    child = liveness.capture(held.pid) or {"pid": held.pid}
+    return _run_held(store, job, held, child, log_path, offset)
+
+
+def _fork_command(job: model.Job, log_path: str) -> tuple[ForkedCommand | None, str | None]:
+    """The job's command forked held at its gate, output to the log, or why not."""
+    from jobgate.proc.spawn import fork_held
+
+    env = {k: v for k, v in os.environ.items() if k != WORKER_ENV}
+    env[JOB_ENV] = str(job["id"])
+    argv = [str(a) for a in job.get("command") or []]
+    if not argv:
+        return None, "no command to run"
+    cwd = job.get("cwd") or None
+    if cwd is not None and not os.path.isdir(cwd):
+        return None, f"the job's directory {cwd} does not exist"
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        fd = open_log(log_path)
+        try:
+            return fork_held(argv, env=env, out_fd=fd), None
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return None, f"cannot run {argv[0]}: {exc.strerror or exc}"
+
+
+def _recorded_start(store: Store, job_id: str, command_pid: int) -> model.Job | None:
+    """The job's record if it is active and names ``command_pid`` as its command (the
+    launcher committed it but died before it said so), else None."""
+    try:
+        job = store.snapshot().lookup(job_id)
+    except Exception:  # unreadable index: no record can be shown to name it
+        return None
+    if job is None or not model.is_active(job) or job.get("cancelRequestedAt"):
+        return None
+    ident = job.get("commandProcess")
+    if not isinstance(ident, dict) or ident.get("pid") != command_pid:
+        return None
+    return job
 
 
 def _is_my_job(job: model.Job) -> bool:
@@ -264,11 +362,15 @@ def _wait_at_gate(fd_text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the detached worker: ``python -m jobgate.jobs.worker [GATE_FD]
-    STATE_DIR JOB_ID`` (with GATE_FD, it first waits for the launcher to close that pipe)."""
+    """Entry point of the detached worker: ``python -m jobgate.jobs.worker [GATE_FD
+    [REPORT_FD]] STATE_DIR JOB_ID``. With GATE_FD alone it first waits for whoever
+    spawned it to close that pipe, then records the start itself (the queue's claimer);
+    with REPORT_FD too it takes part in :mod:`jobgate.jobs.handshake` (a launch)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (2, 3):
-        sys.stderr.write("usage: python -m jobgate.jobs.worker [GATE_FD] STATE_DIR JOB_ID\n")
+    if len(args) not in (2, 3, 4):
+        sys.stderr.write(
+            "usage: python -m jobgate.jobs.worker [GATE_FD [REPORT_FD]] STATE_DIR JOB_ID\n"
+        )
         return 2
     if len(args) == 3:
         _wait_at_gate(args[0])
@@ -280,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(state_dir)
     # our stderr is the job's log: a wait for the lock is said there as a log line
     LockContext.tell = lambda text: log_line(store.log_path(job_id), text)
+    if len(args) == 4:  # started by a launcher that commits the start (jobgate.jobs.handshake)
+        try:
+            gate_r, report_w = int(args[0]), int(args[1])
+        except ValueError:
+            sys.stderr.write("jobgate worker: GATE_FD and REPORT_FD must be numbers\n")
+            return 2
+        return run_launched(store, job_id, gate_r, report_w)
     return run_job(store, job_id, foreground=False)
 
 

@@ -16,9 +16,12 @@ from jobgate.state.fileio import open_log
 from jobgate.state.store import Store
 
 
-def spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    store: Store, job: model.Job, cwd: str, gate_fd: int, report_fd: int | None = None
+) -> subprocess.Popen[bytes]:
     """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
-    stderr to the job log, waiting at ``gate_fd`` before it looks for its record."""
+    stderr to the job log, waiting at ``gate_fd`` before it looks for its record; with
+    ``report_fd``, the worker side of :mod:`jobgate.jobs.handshake`."""
     err_fd = open_log(job["logFile"])
     # A job started from inside another job's command is a job of its own: its worker
     # must not carry the outer job's mark, or ending the outer job's tree (cancel,
@@ -27,6 +30,10 @@ def spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subpro
     env[model.WORKER_ENV] = job["id"]
     # STATE_DIR and JOB_ID stay last: cancel reads them off a worker's command line
     argv = [sys.executable, "-c", _WORKER_BOOT, _package_parent(), str(gate_fd)]
+    fds: tuple[int, ...] = (gate_fd,)
+    if report_fd is not None:
+        argv.append(str(report_fd))
+        fds = (gate_fd, report_fd)
     try:
         return subprocess.Popen(
             [*argv, store.state_dir, job["id"]],
@@ -36,7 +43,7 @@ def spawn_worker(store: Store, job: model.Job, cwd: str, gate_fd: int) -> subpro
             stdout=subprocess.DEVNULL,
             stderr=err_fd,
             close_fds=True,
-            pass_fds=(gate_fd,),
+            pass_fds=fds,
             **liveness.backend.detached_options(),  # its own session
         )
     except OSError as exc:

@@ -2,7 +2,8 @@
 
 Every file is written to a temp file in the same folder, flushed, fsynced and
 ``os.replace``d (then the folder is fsynced), so a reader never sees half a file and a
-writer killed at any instant leaves the previous content intact. Files are 0600.
+writer killed at any instant leaves the previous content intact. Files are 0600. (The
+transaction's commit fsyncs later, once its lock is let go: :mod:`jobgate.state.durable`.)
 """
 
 from __future__ import annotations
@@ -53,16 +54,17 @@ def _atomic_write(path: str, data: bytes, mode: int) -> None:
     fsync_dir(os.path.dirname(path) or ".")
 
 
-def write_temp(path: str, data: bytes, mode: int = 0o600) -> str:
-    """``data`` in a new, fsynced temp file beside ``path`` (a name
-    :func:`remove_stale_temp_files` sweeps if it is never renamed); returns its path."""
+def write_temp(path: str, data: bytes, mode: int = 0o600, *, sync: bool = True) -> str:
+    """``data`` in a new temp file beside ``path``, fsynced unless ``sync`` is false (a
+    name :func:`remove_stale_temp_files` sweeps if it is never renamed); returns its path."""
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, mode)
     try:
         write_all(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(tmp)

@@ -7,7 +7,7 @@ import os
 import time
 
 from jobgate.state import model
-from jobgate.state.fileio import remove_stale_temp_files
+from jobgate.state.fileio import CorruptFile, read_json, remove_stale_temp_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 def sweep(store: StateDir, everything: list[model.Job], min_age: float) -> None:
     """Remove what killed writers left: temp files, and logs and agents' final-message
     files that no record names (a ``run --background`` killed before its record was
-    committed, or a disk that was full). Job files are never removed here. The age
+    committed, or a disk that was full), and job files of such launches (an active
+    record no index names); a finished job's file is never removed here. The age
     threshold spares a file whose record is about to be committed."""
     remove_stale_temp_files(store.state_dir)
     remove_stale_temp_files(store.jobs_dir)
@@ -38,6 +39,14 @@ def sweep(store: StateDir, everything: list[model.Job], min_age: float) -> None:
                 continue
             if os.path.lexists(os.path.join(store.jobs_dir, f"{job_id}.json")):
                 continue
+        elif name.endswith(".json"):
+            # a launch killed between writing its job file and its commit: an active
+            # record no index names is no job (StateDir.lookup)
+            job_id = name[: -len(".json")]
+            if job_id in ids or not model.is_safe_id(job_id):
+                continue
+            if not _uncommitted_launch(path, cutoff):
+                continue
         elif not name.endswith(".last-message") or name in named:
             continue
         try:
@@ -45,3 +54,15 @@ def sweep(store: StateDir, everything: list[model.Job], min_age: float) -> None:
                 os.unlink(path)
         except OSError:
             continue
+
+
+def _uncommitted_launch(path: str, cutoff: float) -> bool:
+    """Whether ``path`` is an old job file holding an active record (the index does not
+    name it: the caller checked)."""
+    try:
+        if os.lstat(path).st_mtime >= cutoff:
+            return False
+        job = read_json(path)
+    except (OSError, CorruptFile):
+        return False
+    return isinstance(job, dict) and model.is_active(job)

@@ -3,14 +3,25 @@
 A commit touches what changed, not what was retained:
 
 1. finished jobs' files are replaced; a new active job's file is written under a temp
-   name, so a launch that never commits leaves no record behind; an active job's later
+   name, so a launch that never commits leaves no record behind (``run --background``
+   writes its job's file before it takes the lock: an active record that no index
+   names is no job, and is swept once old); an active job's later
    changes (started, claimed, cancel requested) live in ``active.json`` only — its
    summary is its whole record until it has output — and its file is written again
    when it ends;
-2. the summaries of jobs that finished are appended to ``finished.jsonl`` (one write,
-   fsynced) — or, when retention prunes, the log is rewritten whole;
+2. the summaries of jobs that finished are appended to ``finished.jsonl`` (one write)
+   — or, when retention prunes, the log is rewritten whole;
 3. ``active.json`` is replaced: this is the commit;
-4. new jobs' files are renamed into place; pruned jobs' files are removed.
+4. new jobs' files are renamed into place; pruned jobs' files are removed;
+5. once the lock is let go, and before the transaction returns, the fsyncs that make
+   it durable: every file it wrote, then their folders. Nothing is fsynced while the
+   lock is held (the rare rewrites of the finished log aside): measured with 32
+   launchers, the fsyncs were ~80% of the time the lock was held (~10 ms each on a busy
+   disk, where an ext4 commit writes everyone's dirty data first), and every waiter
+   waited for them too. Outside the lock, the writers' fsyncs overlap and share the
+   file system's commits. What readers see is the same; a crash of the *machine* can
+   lose only a change whose writer had not yet returned (acknowledged it), and an index
+   torn by one is rebuilt from the job files, which are durable by then.
 
 Retention keeps ``maxJobs`` finished jobs, pruning in batches: the log is rewritten only
 once it holds a tenth more than that (at least one more), so a finishing job costs one
@@ -30,18 +41,17 @@ import os
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
 from jobgate.state import config, index, leftovers, model, retention
+from jobgate.state.durable import fsync_paths, replace_with
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
     CorruptFile,
     _unlink_quietly,
     aside_name,
     atomic_write,
-    fsync_dir,
     json_bytes,
     keep_newest,
     warn,
     write_all,
-    write_json,
     write_temp,
 )
 from jobgate.state.files import DEFAULT_LOCK_TIMEOUT, Snapshot, StateDir
@@ -81,6 +91,10 @@ class Transaction:
         #: ``spare`` are never dropped by it)
         self.max_finished: int | None = None
         self.spare: frozenset[str] = frozenset()
+        #: files, then folders, to fsync once the lock is let go (see _commit)
+        self._later: list[str] = []
+        #: descriptors of the files this commit replaced, closed once the lock is let go
+        self._held: list[int] = []
 
     def __enter__(self) -> Transaction:
         self._lockctx.__enter__()
@@ -97,6 +111,14 @@ class Transaction:
                 self._commit()
         finally:
             self._lockctx.__exit__(None, None, None)
+            held, self._held = self._held, []
+            for fd in held:  # the replaced files are freed here, not under the lock
+                os.close(fd)
+        if self._later:
+            # what makes the commit durable but not visible: after the lock is let go
+            # (each waiter would wait for the disk too), before the caller goes on
+            later, self._later = self._later, []
+            fsync_paths(later)
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> None:
@@ -245,6 +267,10 @@ class Transaction:
         except (JobgateError, ValueError, TypeError, KeyError):
             self.max_finished = None
 
+    def sync_on_commit(self, path: str) -> None:
+        """Make ``path`` (a file the caller wrote for this commit) durable with it."""
+        self._later.append(path)
+
     # -- committing ----------------------------------------------------------
     def _count(self) -> int:
         if self._rebuilt is not None:
@@ -279,7 +305,8 @@ class Transaction:
         for job_id, job in self._staged.items():
             path = store.job_path(job_id)
             if model.is_finished(job):
-                write_json(path, job)
+                replace_with(path, json_bytes(job), sync=False, hold_old=self._held)
+                self._later.append(path)
             elif job_id in self._had_file and not any(job.get(k) for k in model.HEAVY_KEYS):
                 # an active job's summary is its whole record (it has no output yet):
                 # active.json carries the change, and readers merge it over the file,
@@ -288,7 +315,7 @@ class Transaction:
                 continue
             else:
                 try:
-                    pending.append((write_temp(path, json_bytes(job)), path))
+                    pending.append((write_temp(path, json_bytes(job), sync=False), path))
                 except OSError as exc:
                     raise OSError(exc.errno, exc.strerror, path) from exc
         try:
@@ -311,15 +338,19 @@ class Transaction:
                 cursor = self._append(list(self._finished.values()))
             else:
                 cursor = self._cursor
-            write_json(store.index_path, index.active_document(self.jobs, cursor), pretty=False)
+            doc = json_bytes(index.active_document(self.jobs, cursor), pretty=False)
+            replace_with(store.index_path, doc, sync=False, hold_old=self._held)  # the commit
+            # fsynced by name after the lock: if a later commit replaced it meanwhile,
+            # that one holds this one's changes, and it is the one to make durable
+            self._later.append(store.index_path)
         except BaseException:
             for tmp, _final in pending:
                 _unlink_quietly(tmp)
             raise
         for tmp, final in pending:
             os.replace(tmp, final)
-        if pending:
-            fsync_dir(store.jobs_dir)
+            self._later.append(final)
+        self._later += [store.jobs_dir, store.state_dir]
         if self._migrated and os.path.lexists(store.legacy_path):
             # version 1 is kept, renamed, so nothing reads it as the index again
             os.replace(store.legacy_path, aside_name(store.legacy_path, "v1"))
@@ -339,15 +370,13 @@ class Transaction:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags, 0o600)
         try:
-            write_all(fd, data)
-            os.fsync(fd)
+            write_all(fd, data)  # fsynced once the lock is let go
             st = os.fstat(fd)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, path) from exc
         finally:
             os.close(fd)
-        if not self._cursor.ino:
-            fsync_dir(self.store.state_dir)  # the log was just created
+        self._later.append(path)
         return index.Cursor(
             st.st_dev, st.st_ino, st.st_size, self._count(), index.crc(data, self._cursor.crc)
         )
