@@ -23,8 +23,9 @@ from jobgate.jobs import handshake, workers
 from jobgate.proc import liveness
 from jobgate.state import config as config_mod
 from jobgate.state import model
+from jobgate.state.durable import replace_with
 from jobgate.state.errors import EXIT_FAILED, JobgateError
-from jobgate.state.fileio import _unlink_quietly, json_bytes, replace_with
+from jobgate.state.fileio import _unlink_quietly, json_bytes
 from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
