@@ -14,8 +14,7 @@ def main() -> int:
     ``jobgate hook EVENT`` goes straight to the hook shell: Claude Code runs the Stop hook
     at the end of every turn, and the CLI package (its parser, its subcommands) is not
     needed there. The shell fails open on any error by itself. Everything else is
-    :func:`jobgate.cli.main.main`; a background launch waits for its turn first
-    (:mod:`jobgate.cli.admission`), before the CLI is imported.
+    :func:`jobgate.cli.main.main`.
     """
     import sys
 
@@ -25,13 +24,6 @@ def main() -> int:
 
         tolerant_stdio()  # a name, command or folder that is not UTF-8 must not crash output
         return shell.main(sys.argv[2:])
-    from jobgate.cli.admission import admit
+    from jobgate.cli.main import main as cli_main
 
-    place = admit(sys.argv[1:])
-    try:
-        from jobgate.cli.main import main as cli_main
-
-        return cli_main()
-    finally:
-        if place is not None:
-            place.leave()
+    return cli_main()

@@ -1,14 +1,10 @@
 """A place in a first-come, first-served queue of processes: one byte of a queue file,
 record-locked by its holder (see :mod:`jobgate.state.locking` for how the state lock uses
-it, and :mod:`jobgate.cli.admission` for the launch queue)."""
+it)."""
 
 from __future__ import annotations
 
 import os
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 #: the queue file beside the lock file
 QUEUE_SUFFIX = ".queue"
@@ -47,26 +43,18 @@ class Ticket:
             return None
         return cls(fd, number)
 
-    def wait_turn(self, ahead: int = 1, timeout: float | None = None) -> bool:
-        """Block until the holder ``ahead`` places before this one has let its place go
-        (or died, or left the queue): with ``ahead`` 1 a queue of one at a time, with
-        ``ahead`` K one that lets K through at once, in arrival order. At most
-        ``timeout`` seconds (a ``SIGALRM`` timer, so only from the main thread with the
-        timer unused; elsewhere the wait is not bounded): False when it ran out. Any
-        trouble with the record locks counts as this place's turn."""
+    def wait_turn(self) -> None:
+        """Block until the writer before this one in the queue has let the lock go (or
+        died, or left the queue)."""
         import fcntl
 
-        byte = self.number - ahead
-        if byte < 0:
-            return True
-        if timeout is not None:
-            return _bounded(lambda: self.wait_turn(ahead), timeout)
+        if self.number <= 0:
+            return
         try:
-            fcntl.lockf(self.fd, fcntl.LOCK_SH, 1, byte)
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, byte)
-        except OSError:  # EDEADLK, ENOLCK: no queue after all
+            fcntl.lockf(self.fd, fcntl.LOCK_SH, 1, self.number - 1)
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.number - 1)
+        except OSError:  # EDEADLK, ENOLCK: flock decides
             pass
-        return True
 
     def leave(self) -> None:
         """Give up the place (closing the descriptor drops its record locks); the last
@@ -79,40 +67,3 @@ class Ticket:
         except OSError:
             pass
         os.close(self.fd)
-
-
-class _OutOfTime(Exception):
-    pass
-
-
-def _bounded(wait: Callable[[], object], timeout: float) -> bool:
-    """Run the blocking ``wait`` for at most ``timeout`` seconds; False if it was cut
-    off. Where no timer can be had (not the main thread, ``SIGALRM`` in use), ``wait``
-    runs unbounded."""
-    import signal
-    import threading
-
-    usable = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    )
-    if not usable:
-        wait()
-        return True
-
-    def alarm(signum: int, frame: object) -> None:
-        raise _OutOfTime
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
-            wait()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _OutOfTime:
-        return False
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-    return True
