@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -109,3 +111,87 @@ def test_dumps_writes_what_json_dumps_writes(value: object) -> None:
 def test_dumps_refuses_what_json_cannot_write() -> None:
     with pytest.raises(TypeError):
         jsonload.dumps({"a": object()})
+
+
+def _random_document(rng: random.Random, depth: int = 0) -> object:
+    """A JSON document of the kinds jobgate writes, with the awkward values in it."""
+    if depth > 4 or rng.random() < 0.5:
+        return rng.choice(
+            [
+                None,
+                True,
+                False,
+                0,
+                -3,
+                2**70,
+                1.5,
+                -0.0,
+                1e300,
+                math.nan,
+                math.inf,
+                -math.inf,
+                "",
+                'q"b\\c\n\t\x01\x7f',
+                "\u0395\u03bb",
+                "\udcff",
+                "\U0001f600",
+            ]
+        )
+    if rng.random() < 0.5:
+        return [_random_document(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = ["a", "\u00fc", "k\n", "", "camelCase"]
+    return {
+        f"{rng.choice(keys)}{n}": _random_document(rng, depth + 1) for n in range(rng.randint(0, 4))
+    }
+
+
+ENCODINGS = [
+    {},
+    {"indent": 2},
+    {"indent": 0},
+    {"separators": (",", ":")},
+    {"indent": 2, "separators": (",", ": ")},
+]
+
+
+@pytest.mark.parametrize("kw", ENCODINGS, ids=lambda kw: repr(kw))
+@pytest.mark.parametrize("ascii", [True, False])
+def test_encoding_writes_exactly_the_text_json_dumps_writes(
+    kw: dict[str, Any], ascii: bool
+) -> None:
+    rng = random.Random(15)
+    for _ in range(2000):
+        doc = _random_document(rng)
+        assert jsonload.encode(doc, ascii=ascii, **kw) == json.dumps(doc, ensure_ascii=ascii, **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"indent": 2}], ids=["compact", "indented"])
+def test_encoding_what_jsonload_does_not_write_raises_what_json_dumps_raises(
+    kw: dict[str, Any],
+) -> None:
+    assert jsonload.encode({1: "x", None: (1, 2)}, ascii=True, **kw) == json.dumps(
+        {1: "x", None: (1, 2)}, **kw
+    )
+    with pytest.raises(TypeError):
+        jsonload.encode({"a": {1, 2}}, ascii=True, **kw)
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular"):
+        jsonload.encode(loop, ascii=True, **kw)
+
+
+def test_writing_a_state_file_imports_neither_json_nor_re() -> None:
+    code = (
+        "import sys; from jobgate.state.fileio import json_bytes; "
+        "assert json_bytes({'a': ['\\udcff', 1.5]}).startswith(b'{\\n  \"a\"'); "
+        "assert json_bytes({'a': 1}, pretty=False) == b'{\"a\":1}\\n'; "
+        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

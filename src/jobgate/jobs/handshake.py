@@ -22,9 +22,10 @@ names.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from jobgate.state import jsonload  # json's work without importing json, re and enum
 
 COMMITTED_RUNNING = b"g"
 COMMITTED_FAILED = b"f"
@@ -53,10 +54,8 @@ def exchange(gate_w: int, report_r: int, spec: dict[str, object], timeout: float
     :class:`WorkerSilent`). A worker that dies instead gives an empty :class:`Report`."""
     import select
 
-    pending = json.dumps(spec, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8", "surrogateescape"
-    )
-    pending += b"\n"
+    # ASCII: a lone surrogate (undecodable bytes in an argument) travels as its escape
+    pending = jsonload.encode(spec, ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
     got = b""
     deadline = time.monotonic() + timeout
     os.set_blocking(gate_w, False)  # a spec bigger than the pipe must not block the wait
@@ -115,7 +114,7 @@ def read_spec(gate_r: int) -> dict[str, object]:
         if not chunk:
             raise ValueError("the launcher sent no job")
         data += chunk
-    spec = json.loads(data.decode("utf-8", "surrogateescape"))
+    spec = jsonload.loads(data.decode("utf-8", "surrogateescape"))
     if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
         raise ValueError("the launcher sent no job")
     return spec

@@ -143,10 +143,8 @@ def json_text(obj: Any, **kw: Any) -> str:
     that decodes back to the very same str, from which ``os.fsencode`` restores the
     original bytes when the command is run.
     """
-    import json  # writers only: reading goes through jsonload, without json's imports
-
-    text = json.dumps(obj, ensure_ascii=False, **kw)
-    return text if is_utf8_text(text) else json.dumps(obj, ensure_ascii=True, **kw)
+    text = jsonload.encode(obj, ascii=False, **kw)  # indent=, separators= as json.dumps
+    return text if is_utf8_text(text) else jsonload.encode(obj, ascii=True, **kw)
 
 
 def is_utf8_text(value: str) -> bool:

@@ -31,12 +31,11 @@ writers (temp files, logs no record names) are swept at those rewrites.
 
 from __future__ import annotations
 
-# json and zlib are imported with this module, which Store.transaction imports before it
-# takes the lock: an import under the lock is time every waiting writer waits too, and on
-# a loaded machine each one is a trip through the run queue while holding it (measured:
-# json, zlib and the settings module were imported inside the critical section of every
-# launch and every finish).
-import json  # noqa: F401  (fileio.json_text: job files)
+# zlib is imported with this module, which Store.transaction imports before it takes the
+# lock: an import under the lock is time every waiting writer waits too, and on a loaded
+# machine each one is a trip through the run queue while holding it (measured: json,
+# zlib and the settings module were imported inside the critical section of every launch
+# and every finish; json is no longer imported at all, see jobgate.state.jsonload).
 import os
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
