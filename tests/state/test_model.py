@@ -79,3 +79,14 @@ def test_iso_times_round_trip() -> None:
     assert stamp == "2026-11-24T17:35:13.250Z"
     assert model.parse_iso(stamp) == pytest.approx(1795541713.25)
     assert model.parse_iso("nonsense") is None
+
+
+def test_a_command_shows_as_the_shell_line_shlex_join_would_write() -> None:
+    import random
+    import shlex
+
+    rng = random.Random(15)
+    alphabet = "ab Z09_@%+=:,./-'\"\\$\n\t\u00fc\udcff*?~#"
+    for _ in range(5000):
+        argv = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(3)]
+        assert model.shell_line(argv) == model.one_line(shlex.join(argv))

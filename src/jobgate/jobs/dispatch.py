@@ -32,9 +32,9 @@ from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Iterable
 
+    from jobgate.proc.detach import Started
     from jobgate.state.files import Snapshot
     from jobgate.state.transaction import Transaction
 
@@ -139,7 +139,7 @@ def _claim_and_start(
             tx.keep_at_most(spare=failed[0][0])
     for job_id, message in failed:
         _log(store, job_id, f"jobgate: job failed before it started: {message}")
-    spawned: list[tuple[model.Job, subprocess.Popen[bytes] | None, int, int, str]] = []
+    spawned: list[tuple[model.Job, Started | None, int, int, str]] = []
     try:
         for job in claimed:
             gate_r, gate_w = os.pipe()

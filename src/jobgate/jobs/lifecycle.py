@@ -16,7 +16,6 @@ lists every earlier attempt's id, oldest first.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 from jobgate.state import model
@@ -24,6 +23,7 @@ from jobgate.state.store import Store, log_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
 PHASE_TIMEOUT = "timeout"
@@ -70,17 +70,21 @@ class Watchdog:
         self.timeout = _number(job.get("timeoutSeconds"))
         self.stall = _number(job.get("stallSeconds"))
         self.hit: tuple[str, str] | None = None
-        self._done = threading.Event()
+        self._done: threading.Event | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self.timeout is None and self.stall is None:
             return
+        import threading  # only with a limit to watch: most workers never need it
+
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobgate-watchdog", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
         if self._thread is not None:
             self._thread.join(KILL_GRACE + 10.0)
 
@@ -95,6 +99,7 @@ class Watchdog:
         size, changed = self._size(), began
         limits = [x for x in (self.timeout, self.stall) if x is not None]
         poll = max(0.05, min(1.0, min(limits) / 10))
+        assert self._done is not None
         while not self._done.wait(poll):
             now = time.monotonic()
             current = self._size()

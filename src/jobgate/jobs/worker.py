@@ -13,14 +13,12 @@ ends too; see :mod:`jobgate.jobs.reconcile`).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
 from jobgate.jobs import lifecycle
-from jobgate.jobs.foreground import forward_signals, pump, stream
 from jobgate.jobs.output import end_line, finish, log_size
-from jobgate.proc import liveness
+from jobgate.proc import liveness, signums
 from jobgate.proc.spawn import ForkedCommand, HeldCommand, start_held
 from jobgate.state import model
 from jobgate.state.fileio import open_log
@@ -173,6 +171,8 @@ def _run_held(
         assert isinstance(held, HeldCommand)
         # from the release on, Ctrl-C & co. must reach the command, not end jobgate
         # and leave the command running unseen
+        from jobgate.jobs.foreground import forward_signals  # imports signal
+
         forwarded = forward_signals(held.proc)
     program = str((job.get("command") or ["?"])[0])
     if os.sep in program and job.get("cwd"):
@@ -190,6 +190,8 @@ def _run_held(
 
     if foreground:
         assert isinstance(held, HeldCommand)
+        from jobgate.jobs.foreground import pump, stream
+
         out = stream(sys.stderr if stdout_to_stderr else sys.stdout)
         pump(held.proc, log_path, out, stream(sys.stderr))
     returncode = wait()
@@ -199,7 +201,7 @@ def _run_held(
     # agent tasks (jobgate.agents.task): the agent's final message and session id
     output, found = finish(store, job, log_path, offset)
     what = f"killed by signal {sig}" if sig else f"exited with code {code}"
-    interrupted = signal.SIGINT in forwarded
+    interrupted = signums.number("SIGINT") in forwarded
     ended = _ended(code, sig, output, interrupted, ended_at, found)
     _record_end(store, job_id, lambda j: lifecycle.limit_hit(ended(j), watchdog.hit))
     end_line(log_path)
@@ -337,9 +339,7 @@ def _record_end(
 
 def model_command(job: model.Job) -> str:
     """The job's command as a shell line, on one line (control characters escaped)."""
-    import shlex
-
-    return model.one_line(shlex.join(str(a) for a in job.get("command") or []))
+    return model.shell_line([str(a) for a in job.get("command") or []])
 
 
 def _wait_at_gate(fd_text: str) -> None:
@@ -376,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         _wait_at_gate(args[0])
     state_dir, job_id = args[-2:]
     try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    except (OSError, ValueError, AttributeError):  # pragma: no cover
+        signums.ignore("SIGHUP")
+    except (OSError, ValueError):  # pragma: no cover
         pass
     store = Store(state_dir)
     # our stderr is the job's log: a wait for the lock is said there as a log line

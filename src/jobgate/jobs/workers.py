@@ -6,19 +6,22 @@ spawned it committed (or failed to commit) its identity. Used by the launcher
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
-from jobgate.proc import liveness
+from jobgate.proc import detach
 from jobgate.state import model
 from jobgate.state.errors import EXIT_FAILED, JobgateError
 from jobgate.state.fileio import open_log
 from jobgate.state.store import Store
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobgate.proc.detach import Started
+
 
 def spawn_worker(
     store: Store, job: model.Job, cwd: str, gate_fd: int, report_fd: int | None = None
-) -> subprocess.Popen[bytes]:
+) -> Started:
     """The detached worker of ``job``: its own session, stdin and stdout on /dev/null,
     stderr to the job log, waiting at ``gate_fd`` before it looks for its record; with
     ``report_fd``, the worker side of :mod:`jobgate.jobs.handshake`."""
@@ -35,16 +38,8 @@ def spawn_worker(
         argv.append(str(report_fd))
         fds = (gate_fd, report_fd)
     try:
-        return subprocess.Popen(
-            [*argv, store.state_dir, job["id"]],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err_fd,
-            close_fds=True,
-            pass_fds=fds,
-            **liveness.backend.detached_options(),  # its own session
+        return detach.start(
+            [*argv, store.state_dir, job["id"]], cwd=cwd, env=env, stderr_fd=err_fd, pass_fds=fds
         )
     except OSError as exc:
         raise JobgateError(f"cannot start the jobgate worker: {exc}", EXIT_FAILED) from None

@@ -30,6 +30,7 @@ import os
 import sys
 
 from jobgate.proc import liveness
+from jobgate.proc.detach import fd_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +44,11 @@ if TYPE_CHECKING:
 #: also gives back SIGHUP, which the background worker ignores for itself (a command
 #: started with it ignored could not trap it, nor pass it on to its children).
 _HELD = """\
-import os, signal, sys
+import os, sys
+try:
+    import _signal as signal  # the same functions without signal's enums (~3 ms)
+except ImportError:
+    import signal
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 gate, report = int(sys.argv[1]), int(sys.argv[2])
 if os.read(gate, 1) != b"g":
@@ -212,21 +217,14 @@ def fork_held(argv: list[str], *, env: dict[str, str], out_fd: int) -> ForkedCom
     return ForkedCommand(pid, gate_w, report_r)
 
 
-def _fd_limit() -> int:
-    try:
-        return max(int(os.sysconf("SC_OPEN_MAX")), 256)
-    except (ValueError, OSError):  # pragma: no cover
-        return 4096
-
-
 def _held_child(
     argv: list[str], env: dict[str, str], gate: int, report: int, null: int, out_fd: int
 ) -> int:  # pragma: no cover - runs in the forked child
     """The held process: its own session and stdio, every other descriptor closed, wait
     at the gate, then ``exec`` (never returns on success)."""
-    import signal
+    from jobgate.proc import signums
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signums.restore_default(("SIGINT",))
     os.setsid()
     os.dup2(null, 0)
     os.dup2(out_fd, 1)
@@ -235,17 +233,36 @@ def _held_child(
     for fd in sorted((gate, report)):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, _fd_limit())  # the worker's pipes to its launcher among them
+    os.closerange(low, fd_limit())  # the worker's pipes to its launcher among them
     if os.read(gate, 1) != b"g":
         return NOT_RELEASED
-    for name in _GIVEN_BACK:
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signums.restore_default(_GIVEN_BACK)
     try:
-        os.execvpe(argv[0], argv, env)
+        _exec_searching(argv, env)
     except OSError as exc:
         os.write(report, str(exc.errno).encode())
     return 127
+
+
+def _exec_searching(argv: list[str], env: dict[str, str]) -> None:
+    """``os.execvpe(argv[0], argv, env)``, the same search of ``env``'s ``PATH`` and the
+    same error, without what it imports on the way (``os.get_exec_path`` imports
+    :mod:`warnings`: ~1.5 ms of every held command before its ``exec``)."""
+    program = argv[0]
+    if os.sep in program:
+        os.execve(program, argv, env)
+    path = env.get("PATH")
+    first: OSError | None = None  # the first error other than "not there": EACCES, ...
+    last: OSError = FileNotFoundError(errno_mod.ENOENT, os.strerror(errno_mod.ENOENT))
+    for folder in (os.defpath if path is None else path).split(os.pathsep):
+        try:
+            os.execve(os.path.join(folder, program), argv, env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            last = exc
+        except OSError as exc:
+            last = exc
+            first = first or exc
+    raise first or last
 
 
 def _exec_error(program: str, report: bytes, path: str | None = None) -> str:

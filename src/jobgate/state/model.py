@@ -137,6 +137,24 @@ class _Escapes(dict[int, str]):
 _ESCAPES = _Escapes({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
 
 
+def shell_line(argv: list[str]) -> str:
+    """``argv`` as a shell line (``shlex.join``'s text, without importing :mod:`re`
+    for it: ~4 ms of CPU in every worker), on one line (see :func:`one_line`)."""
+    return one_line(" ".join(_quote(arg) for arg in argv))
+
+
+#: what ``shlex.quote`` leaves unquoted
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
+
+
+def _quote(arg: str) -> str:
+    if not arg:
+        return "''"
+    if _SAFE.issuperset(arg):
+        return arg
+    return "'" + arg.replace("'", "'\"'\"'") + "'"
+
+
 def one_line(text: str) -> str:
     """``text`` with every character that is not printable escaped (``\\n``, ``\\r``,
     ``\\t``, ``\\x1b``, ``\\u202e``...),

@@ -1,0 +1,31 @@
+"""A background job's worker starts light: the modules that cost it most to import
+(measured: ~20 ms of CPU a job between them) stay out of its way. It is the one
+interpreter every background job starts besides the CLI itself, so on a loaded machine
+its imports are throughput (docs/performance.md, issue 15)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import Env
+
+#: imported by the worker only through what it needs not: enum (via signal and re), re
+#: (via json and shlex), json, threading (a watchdog with no limit to watch), subprocess
+#: (the background worker forks), warnings (os.execvpe's PATH search)
+HEAVY = ("enum", "re", "json", "signal", "threading", "subprocess", "warnings", "shlex")
+
+
+def test_a_background_worker_imports_none_of_the_heavy_modules(jg: Env) -> None:
+    # -X importtime's report goes to stderr: the worker's (and its held command's, before
+    # exec) is the job's log; the CLI's own stays on the CLI's stderr
+    brief = jg.cli(
+        "run", "--background", "--json", "--", "true", env={"PYTHONPROFILEIMPORTTIME": "1"}
+    )
+    assert brief.returncode == 0, brief.stderr
+    job_id = jg.cli_json("status", "--all")["jobs"][0]["id"]
+    job = jg.wait_for(job_id, lambda j: j["status"] == "completed")
+    log = Path(job["logFile"]).read_text()
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)$", log, re.M))
+    assert "jobgate.jobs.worker" in imported  # the report is there: it can tell
+    assert sorted(imported & set(HEAVY)) == []
