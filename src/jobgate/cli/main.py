@@ -286,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             from jobgate.claude import shell
 
             return int(shell.main(args_list[1:]))
-        from jobgate.cli.fastargs import fast_status_args
+        from jobgate.cli.fastargs import fast_run_args, fast_status_args
 
-        fast = fast_status_args(args_list)
+        fast = fast_status_args(args_list) or fast_run_args(args_list)
         if fast is not None:
             return int(fast.handler(fast))
         from jobgate.cli.args import command_word

@@ -5,11 +5,11 @@ settings make of a launch (:func:`resolve`), and how a queued launch is reported
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse  # a parse imports it; run --background's fast path (cli/fastargs) not
     from typing import Any
 
     from jobgate.state.store import Store
@@ -22,11 +22,15 @@ def _duration(text: str) -> float:
     try:
         return parse_duration("duration", text)
     except JobgateError as exc:
+        import argparse
+
         why = exc.message.replace("bad value for duration: ", "")
         raise argparse.ArgumentTypeError(why) from None
 
 
 def _count(text: str) -> int:
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -37,6 +41,8 @@ def _count(text: str) -> int:
 
 
 def _group(text: str) -> str:
+    import argparse
+
     if not text or len(text) > 64 or not all(c.isalnum() or c in "-_" for c in text):
         raise argparse.ArgumentTypeError(f"bad group name {text!r} (letters, digits, - and _)")
     return text
