@@ -5,6 +5,7 @@ its imports are throughput (docs/performance.md, issue 15)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from conftest import Env
 
 #: imported by the worker only through what it needs not: enum (via signal and re), re
 #: (via json and shlex), json, threading (a watchdog with no limit to watch), subprocess
-#: (the background worker forks), warnings (os.execvpe's PATH search)
-HEAVY = ("enum", "re", "json", "signal", "threading", "subprocess", "warnings", "shlex")
+#: (the background worker forks), warnings (os.execvpe's PATH search), site (-S: the
+#: launcher hands the worker its module path)
+HEAVY = ("enum", "re", "json", "signal", "threading", "subprocess", "warnings", "shlex", "site")
 
 
 def test_a_background_worker_imports_none_of_the_heavy_modules(jg: Env) -> None:
@@ -29,3 +31,22 @@ def test_a_background_worker_imports_none_of_the_heavy_modules(jg: Env) -> None:
     imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \| +(\S+)$", log, re.M))
     assert "jobgate.jobs.worker" in imported  # the report is there: it can tell
     assert sorted(imported & set(HEAVY)) == []
+
+
+def test_modules_in_the_jobs_folder_do_not_stand_in_for_the_workers_own(
+    jg: Env, tmp_path: Path
+) -> None:
+    # `python -c` puts the working directory (the job's) first on the module path: an
+    # fcntl.py there would have been the worker's lock module
+    for name in ("fcntl", "math", "select", "zlib"):
+        (jg.workspace / f"{name}.py").write_text("raise SystemExit('shadowed')\n")
+    elsewhere = tmp_path / "elsewhere"  # the CLI itself runs as python -m: not from there
+    elsewhere.mkdir()
+    ws = str(jg.workspace)
+    out = jg.cli("--cwd", ws, "run", "-b", "--json", "--", "sh", "-c", "echo ran", cwd=elsewhere)
+    assert out.returncode == 0, out.stderr
+    job_id = json.loads(out.stdout)["id"]
+    waited = jg.cli("--cwd", ws, "wait", job_id, "--timeout", "60", cwd=elsewhere)
+    log = jg.cli("--cwd", ws, "log", job_id, cwd=elsewhere).stdout
+    assert waited.returncode == 0, log  # completed
+    assert "ran" in log.splitlines()
