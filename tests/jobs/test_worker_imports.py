@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import Env
+from conftest import Env, native_only
 
 #: imported by the worker only through what it needs not: enum (via signal and re), re
 #: (via json and shlex), json, threading (a watchdog with no limit to watch), subprocess
@@ -18,6 +18,7 @@ from conftest import Env
 HEAVY = ("enum", "re", "json", "signal", "threading", "subprocess", "warnings", "shlex", "site")
 
 
+@native_only("the Linux worker path, which imports no psutil (psutil imports re and enum)")
 def test_a_background_worker_imports_none_of_the_heavy_modules(jg: Env) -> None:
     # -X importtime's report goes to stderr: the worker's (and its held command's, before
     # exec) is the job's log; the CLI's own stays on the CLI's stderr
