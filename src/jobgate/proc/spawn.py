@@ -30,7 +30,6 @@ import os
 import sys
 
 from jobgate.proc import liveness
-from jobgate.proc.detach import fd_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -217,6 +216,13 @@ def fork_held(argv: list[str], *, env: dict[str, str], out_fd: int) -> ForkedCom
     return ForkedCommand(pid, gate_w, report_r)
 
 
+def _fd_limit() -> int:
+    try:
+        return max(int(os.sysconf("SC_OPEN_MAX")), 256)
+    except (ValueError, OSError):  # pragma: no cover
+        return 4096
+
+
 def _held_child(
     argv: list[str], env: dict[str, str], gate: int, report: int, null: int, out_fd: int
 ) -> int:  # pragma: no cover - runs in the forked child
@@ -233,7 +239,7 @@ def _held_child(
     for fd in sorted((gate, report)):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, fd_limit())  # the worker's pipes to its launcher among them
+    os.closerange(low, _fd_limit())  # the worker's pipes to its launcher among them
     if os.read(gate, 1) != b"g":
         return NOT_RELEASED
     signums.restore_default(_GIVEN_BACK)
