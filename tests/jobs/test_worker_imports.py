@@ -6,8 +6,12 @@ its imports are throughput (docs/performance.md, issue 15)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import Env, native_only
 
@@ -51,3 +55,16 @@ def test_modules_in_the_jobs_folder_do_not_stand_in_for_the_workers_own(
     log = jg.cli("--cwd", ws, "log", job_id, cwd=elsewhere).stdout
     assert waited.returncode == 0, log  # completed
     assert "ran" in log.splitlines()
+
+
+def test_the_workers_module_path_is_absolute_and_leads_with_this_jobgate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobgate.jobs import workers
+
+    monkeypatch.setattr(sys, "path", ["/the/cli/script/folder", "", "rel/src", *sys.path[1:]])
+    entries = workers.worker_path().split("\n")
+    assert entries[0] == workers._package_parent()
+    assert os.path.abspath("rel/src") in entries
+    assert "/the/cli/script/folder" not in entries and "" not in entries
+    assert all(os.path.isabs(e) for e in entries) and len(entries) == len(set(entries))

@@ -64,8 +64,8 @@ def worker_path() -> str:
     without its first entry (its script's folder or its working directory), one per
     line (a folder's name may hold the path separator; a newline it hardly does)."""
     first = _package_parent()
-    rest = [p for p in sys.path[1:] if p and p != first]
-    return "\n".join([first, *dict.fromkeys(rest)])
+    rest = [os.path.abspath(p) for p in sys.path[1:] if p]  # the worker runs elsewhere
+    return "\n".join(dict.fromkeys([first, *rest]))
 
 
 def _package_parent() -> str:
