@@ -148,3 +148,21 @@ def test_with_other_threads_running_the_start_uses_popen_not_a_fork(tmp_path: Pa
         assert _fds(started.pid) == {0: os.devnull, 1: os.devnull, 2: str(tmp_path / "stderr")}
     finally:
         _end(started)
+
+
+def test_without_posix_spawns_session_option_the_start_falls_back_to_popen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_setsid(*_args: object, **_kw: object) -> int:
+        raise NotImplementedError("The setsid option is not supported on this platform")
+
+    monkeypatch.setattr(os, "posix_spawn", no_setsid)
+    here = os.getcwd()
+    started = _start_sleeper(tmp_path)
+    try:
+        assert isinstance(started, subprocess.Popen)
+        assert os.getsid(started.pid) == started.pid
+        assert os.readlink(f"/proc/{started.pid}/cwd") == str(tmp_path)
+        assert os.getcwd() == here  # the directory changed for the call was changed back
+    finally:
+        _end(started)

@@ -81,15 +81,19 @@ def start(
         for fd in pass_fds:
             os.set_inheritable(fd, True)
         try:
-            pid = os.posix_spawn(
+            pid: int | None = os.posix_spawn(
                 argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=restored
             )
+        except NotImplementedError:  # no POSIX_SPAWN_SETSID here (macOS before 10.15)
+            pid = None
         finally:
             for fd in pass_fds:
                 os.set_inheritable(fd, False)
             os.fchdir(here)
     finally:
         os.close(here)
+    if pid is None:
+        return _popen(argv, cwd=cwd, env=env, stderr_fd=stderr_fd, pass_fds=pass_fds)
     return Spawned(pid)
 
 
