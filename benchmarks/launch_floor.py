@@ -11,6 +11,7 @@ this ratio here (docs/performance.md, "Less CPU per job", issue 15).
 
     python benchmarks/launch_floor.py                 # N = 2 and 32, 50 calls each, ~1 min
     python benchmarks/launch_floor.py --callers 2,8,32 --calls 20 --json
+    python benchmarks/launch_floor.py --single        # one interpreter per call
 """
 
 from __future__ import annotations
@@ -37,18 +38,20 @@ def _call_program(python: str) -> str:
     )
 
 
-def _caller_program(python: str, calls: int) -> str:
+def _caller_program(python: str, calls: int, single: bool = False) -> str:
+    call = "import re; print('id')" if single else _call_program(python)
     return (
         "import subprocess, sys\n"
-        f"argv = [{python!r}, '-c', {_call_program(python)!r}]\n"
+        f"argv = [{python!r}, '-c', {call!r}]\n"
         f"for _ in range({calls}):\n"
         "    subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)\n"
     )
 
 
-def measure(callers: int, calls: int, python: str = sys.executable) -> float:
-    """Calls per second of ``callers`` concurrent callers making ``calls`` calls each."""
-    program = _caller_program(python, calls)
+def measure(callers: int, calls: int, python: str = sys.executable, single: bool = False) -> float:
+    """Calls per second of ``callers`` concurrent callers making ``calls`` calls each;
+    ``single``: each call one interpreter only (the CLI's start, no second one)."""
+    program = _caller_program(python, calls, single)
     start = time.perf_counter()
     procs = [subprocess.Popen([python, "-c", program]) for _ in range(callers)]
     for proc in procs:
@@ -63,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--callers", default="2,32", help="comma-separated N (default: 2,32)")
     parser.add_argument("--calls", type=int, default=50, help="calls per caller (default: 50)")
+    parser.add_argument(
+        "--single",
+        action="store_true",
+        help="one interpreter per call (site + re, then exit): the least any CLI call costs",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.callers.split(",") if n]
-    rates = {n: measure(n, args.calls) for n in sizes}
+    rates = {n: measure(n, args.calls, single=args.single) for n in sizes}
     if args.json:
         print(json.dumps({"calls": args.calls, "callsPerSecond": rates}))
         return 0
