@@ -39,6 +39,7 @@ COLUMNS = {
     "hook": "hook stop",
     "status": "status --json",
     "statusall": "status --json --all",
+    "statusallhuman": "status --all",
     "result": "result <oldest finished>",
     "run": "run --background -- true",
 }
@@ -136,6 +137,7 @@ def bench_size(
                 ws,
                 check=check_status(running, running + finished),
             ),
+            Case("statusallhuman", COLUMNS["statusallhuman"], [*jg, "status", "--all"], ws),
             Case("result", COLUMNS["result"], [*jg, "result", oldest], ws, check=check_result),
             Case(
                 "run",
