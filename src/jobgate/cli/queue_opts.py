@@ -9,8 +9,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse  # a parse imports it; run --background's fast path (cli/fastargs) not
-    from typing import Any
+    import argparse
+    from typing import Any, NoReturn
 
     from jobgate.state.store import Store
 
@@ -22,30 +22,31 @@ def _duration(text: str) -> float:
     try:
         return parse_duration("duration", text)
     except JobgateError as exc:
-        import argparse
-
-        why = exc.message.replace("bad value for duration: ", "")
-        raise argparse.ArgumentTypeError(why) from None
+        _refuse(exc.message.replace("bad value for duration: ", ""))
 
 
 def _count(text: str) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        _refuse(f"expected a whole number, got {text!r}")
     if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 100, got {text!r}")
+        _refuse(f"expected a whole number from 0 to 100, got {text!r}")
     return value
 
 
 def _group(text: str) -> str:
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "-_" for c in text):
+        _refuse(f"bad group name {text!r} (letters, digits, - and _)")
+    return text
+
+
+def _refuse(why: str) -> NoReturn:
+    """A value argparse reports as bad (argparse is imported only when one is parsed:
+    run --background's fast path, jobgate.cli.fastargs, never gets here)."""
     import argparse
 
-    if not text or len(text) > 64 or not all(c.isalnum() or c in "-_" for c in text):
-        raise argparse.ArgumentTypeError(f"bad group name {text!r} (letters, digits, - and _)")
-    return text
+    raise argparse.ArgumentTypeError(why) from None
 
 
 def add_options(p: argparse.ArgumentParser) -> None:

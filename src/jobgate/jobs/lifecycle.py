@@ -79,13 +79,14 @@ class Watchdog:
         import threading  # only with a limit to watch: most workers never need it
 
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="jobgate-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self._done,), name="jobgate-watchdog", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
-        if self._done is not None:
+        if self._done is not None and self._thread is not None:
             self._done.set()
-        if self._thread is not None:
             self._thread.join(KILL_GRACE + 10.0)
 
     def _size(self) -> int:
@@ -94,13 +95,12 @@ class Watchdog:
         except OSError:
             return -1
 
-    def _run(self) -> None:
+    def _run(self, done: threading.Event) -> None:
         began = time.monotonic()
         size, changed = self._size(), began
         limits = [x for x in (self.timeout, self.stall) if x is not None]
         poll = max(0.05, min(1.0, min(limits) / 10))
-        assert self._done is not None
-        while not self._done.wait(poll):
+        while not done.wait(poll):
             now = time.monotonic()
             current = self._size()
             if current != size:

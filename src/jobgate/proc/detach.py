@@ -35,11 +35,6 @@ if TYPE_CHECKING:
         def kill(self) -> None: ...
 
 
-#: signals Python ignores for itself, given back their default in the started process
-#: (what Popen's ``restore_signals`` does)
-_RESTORED = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
-
-
 class Spawned:
     """A process started by :func:`start`'s ``posix_spawn``: its pid, and a way to kill
     it while it is still our unreaped child (so that pid cannot be anyone else's)."""
@@ -60,41 +55,65 @@ def start(
     """Start ``argv[0]`` (a path) detached, in ``cwd`` with ``env``; ``stderr_fd`` is its
     stderr and ``pass_fds`` stay open in it under their numbers. Raises ``OSError`` when
     it cannot be started (no such program or directory)."""
+    pid = _spawn(argv, cwd=cwd, env=env, stderr_fd=stderr_fd, pass_fds=pass_fds)
+    if pid is not None:
+        return Spawned(pid)
+    import subprocess
+
+    from jobgate.proc import liveness
+
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_fd,
+        close_fds=True,
+        pass_fds=pass_fds,
+        **liveness.backend.detached_options(),  # its own session / process group
+    )
+
+
+def _spawn(
+    argv: list[str], *, cwd: str, env: dict[str, str], stderr_fd: int, pass_fds: tuple[int, ...]
+) -> int | None:
+    """:func:`start` by ``posix_spawn``: the pid, or None where it cannot be done here
+    (other threads, no ``posix_spawn`` or ``POSIX_SPAWN_SETSID``, no list of our open
+    descriptors, no way back to this directory)."""
     threads = sys.modules.get("threading")
-    alone = threads is None or threads.active_count() <= 1
-    strays = _inheritable_fds(pass_fds) if alone and hasattr(os, "posix_spawn") else None
+    if (threads is not None and threads.active_count() > 1) or not hasattr(os, "posix_spawn"):
+        return None
+    strays = _inheritable_fds(pass_fds)
     if strays is None:
-        return _popen(argv, cwd=cwd, env=env, stderr_fd=stderr_fd, pass_fds=pass_fds)
-    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        return None
+    actions: list[tuple[object, ...]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_DUP2, stderr_fd, 2),
         *((os.POSIX_SPAWN_CLOSE, fd) for fd in strays),
     ]
-    restored = [n for n in (signums.number(name) for name in _RESTORED) if n is not None]
+    restored = [n for n in map(signums.number, signums.PYTHON_IGNORES) if n is not None]
     try:
         here = os.open(".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
-    except OSError:  # no way back to this directory: Popen changes it in the child only
-        return _popen(argv, cwd=cwd, env=env, stderr_fd=stderr_fd, pass_fds=pass_fds)
+    except OSError:  # Popen changes the directory in the child only
+        return None
     try:
         os.chdir(cwd)
         for fd in pass_fds:
             os.set_inheritable(fd, True)
         try:
-            pid: int | None = os.posix_spawn(
+            return os.posix_spawn(
                 argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=restored
             )
         except NotImplementedError:  # no POSIX_SPAWN_SETSID here (macOS before 10.15)
-            pid = None
+            return None
         finally:
             for fd in pass_fds:
                 os.set_inheritable(fd, False)
             os.fchdir(here)
     finally:
         os.close(here)
-    if pid is None:
-        return _popen(argv, cwd=cwd, env=env, stderr_fd=stderr_fd, pass_fds=pass_fds)
-    return Spawned(pid)
 
 
 def _inheritable_fds(passed: tuple[int, ...]) -> list[int] | None:
@@ -116,23 +135,3 @@ def _inheritable_fds(passed: tuple[int, ...]) -> list[int] | None:
                     pass
         return found
     return None
-
-
-def _popen(
-    argv: list[str], *, cwd: str, env: dict[str, str], stderr_fd: int, pass_fds: tuple[int, ...]
-) -> Started:
-    import subprocess
-
-    from jobgate.proc import liveness
-
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_fd,
-        close_fds=True,
-        pass_fds=pass_fds,
-        **liveness.backend.detached_options(),  # its own session / process group
-    )

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+#: the signals Python ignores for itself; an ignored signal stays ignored across
+#: ``exec``, so a started program gets these back at their default (as Popen's
+#: ``restore_signals`` does): ``yes | head`` would never end otherwise
+PYTHON_IGNORES = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+
 _module: Any = None
 
 

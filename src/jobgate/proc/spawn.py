@@ -29,7 +29,7 @@ import errno as errno_mod
 import os
 import sys
 
-from jobgate.proc import liveness
+from jobgate.proc import liveness, signums
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def start_held(
 
 #: signals Python ignores for itself (or the background worker does) that a command must
 #: get back at their default: an ignored signal stays ignored across ``exec``
-_GIVEN_BACK = ("SIGPIPE", "SIGXFSZ", "SIGXFZ", "SIGHUP", "SIGINT")
+_GIVEN_BACK = (*signums.PYTHON_IGNORES, "SIGHUP", "SIGINT")
 
 
 def fork_held(argv: list[str], *, env: dict[str, str], out_fd: int) -> ForkedCommand:
@@ -228,8 +228,6 @@ def _held_child(
 ) -> int:  # pragma: no cover - runs in the forked child
     """The held process: its own session and stdio, every other descriptor closed, wait
     at the gate, then ``exec`` (never returns on success)."""
-    from jobgate.proc import signums
-
     signums.restore_default(("SIGINT",))
     os.setsid()
     os.dup2(null, 0)
