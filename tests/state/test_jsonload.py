@@ -66,20 +66,24 @@ def test_a_document_nested_too_deep_raises_recursion_error() -> None:
         jsonload.loads("[" * 100_000 + "]" * 100_000)
 
 
-def test_reading_json_imports_neither_json_nor_re() -> None:
-    code = (
-        "import sys; from jobgate.state import jsonload; "
-        "assert jsonload.loads(b'{\"a\": [1]}') == {'a': [1]}; "
-        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
-    )
+def _heavy_modules_after(code: str) -> str:
+    """Which of json, re and enum a fresh interpreter holds after running ``code``."""
+    report = "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
     out = subprocess.run(
-        [sys.executable, "-I", "-c", code],
+        [sys.executable, "-I", "-c", f"import sys; {code}; {report}"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
+
+
+def test_reading_json_imports_neither_json_nor_re() -> None:
+    code = (
+        "from jobgate.state import jsonload; assert jsonload.loads(b'{\"a\": [1]}') == {'a': [1]}"
+    )
+    assert _heavy_modules_after(code) == "[]"
 
 
 def test_invalid_json_is_a_value_error_naming_the_place_even_before_json_is_imported() -> None:
@@ -182,16 +186,8 @@ def test_encoding_what_jsonload_does_not_write_raises_what_json_dumps_raises(
 
 def test_writing_a_state_file_imports_neither_json_nor_re() -> None:
     code = (
-        "import sys; from jobgate.state.fileio import json_bytes; "
+        "from jobgate.state.fileio import json_bytes; "
         "assert json_bytes({'a': ['\\udcff', 1.5]}).startswith(b'{\\n  \"a\"'); "
-        "assert json_bytes({'a': 1}, pretty=False) == b'{\"a\":1}\\n'; "
-        "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
+        "assert json_bytes({'a': 1}, pretty=False) == b'{\"a\":1}\\n'"
     )
-    out = subprocess.run(
-        [sys.executable, "-I", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _heavy_modules_after(code) == "[]"
