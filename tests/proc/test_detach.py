@@ -170,3 +170,14 @@ def test_without_posix_spawns_session_option_the_start_falls_back_to_popen(
         assert os.getcwd() == here  # the directory changed for the call was changed back
     finally:
         _end(started)
+
+
+def test_a_started_process_is_killed_while_it_is_still_our_unreaped_child(
+    tmp_path: Path,
+) -> None:
+    # the launcher kills a worker that never reported: its pid cannot be anyone else's
+    # until we reap it, so the signal reaches that worker and no stranger
+    started = _start_sleeper(tmp_path)
+    started.kill()
+    _pid, status = os.waitpid(started.pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
