@@ -113,8 +113,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             emit(render.job_text(job))
         return EXIT_OK
-    if args.json and args.all:
-        return _status_all_json(root, store)
+    if args.all:
+        return _status_all_json(root, store) if args.json else _status_all_text(root, store)
     jobs, _lost = refresh.load(store, finished=None if args.all else render.RECENT_FINISHED)
     shown = [j for j in jobs if not model.is_active(j)]
     total: int | None = None  # how many finished jobs there are (the recent view only)
@@ -138,6 +138,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
     else:
         emit(render.status_text(jobs, show_all=args.all, workspace_root=root, finished_total=total))
+    return EXIT_OK
+
+
+def _status_all_text(root: str, store: Store) -> int:
+    """``status --all``: the active jobs (refreshed), then every finished job's row from
+    the rendered rows kept beside the index (:mod:`jobgate.cli.finished_rows`)."""
+    from jobgate.cli import finished_rows, render
+    from jobgate.jobs import refresh
+    from jobgate.state import model
+    from jobgate.state.fileio import CorruptFile
+
+    jobs, _lost = refresh.load(store, finished=0)
+    rows = None
+    try:
+        snap = store.snapshot()
+    except CorruptFile:  # unreadable and not rebuilt (read-only): the parsed jobs below
+        pass
+    else:
+        # the jobs this call found dead and wrote down are in the log now; those it
+        # could only mark in its view (a read-only state dir) are not
+        indexed = {str(j["id"]) for j in snap.active}
+        jobs = [j for j in jobs if j["id"] in indexed]
+        rows = finished_rows.rows(snap, [j for j in jobs if not model.is_active(j)])
+    if rows is None:  # the log is not byte for byte what jobgate wrote: parse it all
+        jobs, _lost = refresh.load(store)
+    emit(render.status_text(jobs, show_all=True, workspace_root=root, rows=rows))
     return EXIT_OK
 
 

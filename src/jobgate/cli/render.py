@@ -18,6 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    #: a finished job's row: (its id, the rest of its row, its error line)
+    Row = tuple[str, str, str]
+
 #: finished jobs shown by ``status`` without ``--all``
 RECENT_FINISHED = 10
 #: log lines shown under a running job
@@ -197,6 +200,11 @@ _FAILED_PHASES = {"timeout": "timed out", "stalled": "stalled", "dependency": "d
 def job_line(job: model.Job, now: float | None = None, id_width: int = 0) -> str:
     """One row: id, status, elapsed, exit code, name, each in its own column (an empty
     one for a job without an exit code), ids padded to ``id_width``."""
+    return f"{clean(job.get('id'), NAME_MAX):<{id_width}}  {row_rest(job, now)}"
+
+
+def row_rest(job: model.Job, now: float | None = None) -> str:
+    """A row without its id column: status, elapsed, exit code, name."""
     status = str(job.get("status"))
     if job.get("phase") == model.PHASE_LOST:
         status = "failed (lost)"
@@ -205,7 +213,6 @@ def job_line(job: model.Job, now: float | None = None, id_width: int = 0) -> str
     code = job.get("exitCode")
     exit_text = f"exit {code}" if code is not None and model.is_finished(job) else ""
     line = (
-        f"{clean(job.get('id'), NAME_MAX):<{id_width}}  "
         f"{clean(status, STATUS_WIDTH):<{STATUS_WIDTH}}  "
         f"{elapsed(job, now):>{ELAPSED_WIDTH}}  "
         f"{clean(exit_text, EXIT_WIDTH):<{EXIT_WIDTH}}"
@@ -216,6 +223,48 @@ def job_line(job: model.Job, now: float | None = None, id_width: int = 0) -> str
     return line.rstrip()
 
 
+def error_line(job: model.Job) -> str:
+    """What shows under a failed job's row: its error message, or "" for none."""
+    if job.get("status") == model.FAILED and job.get("errorMessage"):
+        return clean(job.get("errorMessage"), MESSAGE_MAX)
+    return ""
+
+
+def finished_row(job: model.Job, now: float | None = None) -> Row:
+    """A finished job's row as :func:`status_text` takes it pre-rendered."""
+    return clean(job.get("id"), NAME_MAX), row_rest(job, now), error_line(job)
+
+
+#: what stands for the newline before a pre-rendered row's error line
+ROW_BREAK = b"\x1e"
+
+
+class Rows:
+    """Finished rows rendered before (:mod:`jobgate.cli.finished_rows`), newest first:
+    lines of ``createdAt TAB id TAB lineCRC TAB text``, ids in ``text`` padded to
+    ``width``, :data:`ROW_BREAK` before an error line."""
+
+    def __init__(self, lines: list[bytes], width: int) -> None:
+        self.lines = lines
+        self.width = width
+        self.count = len(lines)
+
+    def text(self, width: int) -> str:
+        """The rows, ids padded to ``width`` (at least :attr:`width`), one per line."""
+        texts = [line.split(b"\t", 3)[3] for line in self.lines]
+        if width > self.width:
+            texts = [pad_row(t, self.width, width) for t in texts]
+        return b"\n".join(texts).replace(ROW_BREAK, b"\n      ").decode("utf-8")
+
+
+def pad_row(text: bytes, width: int, wanted: int) -> bytes:
+    """A rendered row with its id column (``width`` wide) made ``wanted`` wide."""
+    at = 2 + width
+    if wanted >= width:
+        return text[:at] + b" " * (wanted - width) + text[at:]
+    return text[: 2 + wanted] + text[at:]  # the columns cut are the id's padding
+
+
 def status_text(
     jobs: list[model.Job],
     *,
@@ -223,24 +272,32 @@ def status_text(
     workspace_root: str,
     finished_total: int | None = None,
     now: float | None = None,
+    rows: Rows | None = None,
 ) -> str:
     """``status``: running jobs (with their log's last lines), queued ones, then the
     finished ones (the recent ones only, unless ``show_all``; with ``finished_total``, how
-    many finished jobs the index holds, a last line says how many are not shown)."""
+    many finished jobs the index holds, a last line says how many are not shown). With
+    ``rows`` (rendered: :mod:`jobgate.cli.finished_rows`), the finished ones are those
+    rows, and the finished among ``jobs`` are not shown (``show_all`` only)."""
     ordered = model.sort_newest_first(jobs)
     active = [j for j in ordered if model.is_active(j)]
     queued = [j for j in active if j.get("status") == model.QUEUED]
     running = [j for j in active if j.get("status") != model.QUEUED]
-    finished = [j for j in ordered if not model.is_active(j)]
-    if not show_all:
-        finished = finished[:RECENT_FINISHED]
-    hidden = 0 if finished_total is None else max(0, finished_total - len(finished))
+    finished: list[Row] = []
+    if rows is None:
+        finished = [finished_row(j, now) for j in ordered if not model.is_active(j)]
+        if not show_all:
+            finished = finished[:RECENT_FINISHED]
+    shown = len(finished) if rows is None else rows.count
+    hidden = 0 if finished_total is None else max(0, finished_total - shown)
     out: list[str] = [f"workspace: {clean(workspace_root, DETAIL_MAX)}"]
-    if not ordered and not hidden:
+    if not active and not shown and not hidden:
         out.append("no jobs yet (start one: jobgate run --background -- CMD)")
         return "\n".join(out) + "\n"
-    rows = active + finished
-    width = max((len(clean(j.get("id"), NAME_MAX)) for j in rows), default=0)
+    width = max((len(clean(j.get("id"), NAME_MAX)) for j in active), default=0)
+    if rows is not None:
+        width = max(width, rows.width)
+    width = max(width, max((len(row[0]) for row in finished), default=0))
     out.append(f"running ({len(running)}):" if running else "running: none")
     columns = terminal_columns() if running else 80
     for job in running:
@@ -255,14 +312,14 @@ def status_text(
         for job in queued:
             out.append("  " + job_line(job, now, width))
             out.append(f"      cancel: jobgate cancel {clean(job.get('id'), NAME_MAX)}")
-    if finished:
-        label = "finished" if show_all else "recent"
-        out.append(f"{label} ({len(finished)}):")
-        for job in finished:
-            out.append("  " + job_line(job, now, width))
-            failed = job.get("status") == model.FAILED
-            if failed and job.get("errorMessage"):
-                out.append(f"      {clean(job.get('errorMessage'), MESSAGE_MAX)}")
+    if shown:
+        out.append(f"{'finished' if show_all else 'recent'} ({shown}):")
+    if rows is not None and shown:
+        out.append(rows.text(width))
+    for job_id, rest, error in finished:
+        out.append(f"  {job_id:<{width}}  {rest}")
+        if error:
+            out.append(f"      {error}")
     if hidden:
         out.append(f"{hidden} more: jobgate status --all")
     return "\n".join(out) + "\n"

@@ -1,0 +1,304 @@
+"""``status --all``'s finished rows, kept rendered beside the index, so that showing
+10,000 of them costs a read, not 10,000 parses and formats.
+
+::
+
+    finished.rows   {"version": 1, "render": R, "dev": D, "ino": I, "bytes": B, "crc": C,
+                     "rows": N, "width": W}
+                    then N lines, newest first:  createdAt TAB id TAB lineCRC TAB text
+                    (text: the row as shown, ids padded to W; RS, then the error line)
+
+A cache, never the record: its header is the cursor of the commit whose stretch of
+``finished.jsonl`` it renders (log file, bytes, CRC-32). When the index's cursor is that
+one, the rows are read as they are. When the log grew (the same file, and the CRC of the
+bytes it gained carries the cached CRC on to the cursor's), only those lines are parsed
+and their rows put in place. When the log was rewritten (retention), a row is reused
+for each line whose id and CRC-32 (``lineCRC``) it was rendered from, the rest parsed.
+Another jobgate version ``R``, or a torn or missing cache, renders the whole log once.
+The file is replaced without an fsync: a lost or torn cache only costs the next call
+that render.
+
+Used only where the log is byte for byte what jobgate wrote (the CRC of the last commit
+holds) and every row is the same at any time: :func:`rows` says None anywhere else (a
+finished job without a readable end time, whose elapsed time runs on to now; text that
+does not fit the layout), and ``status`` renders the parsed jobs instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jobgate.cli import render
+from jobgate.state import index, jsonload, model
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from jobgate.state.files import Snapshot
+
+
+NAME = "finished.rows"
+#: the layout of a cached row; raise it with any change to how a finished row shows
+FORMAT = 1
+#: the line CRC of a row shown but not cached (it matches no line)
+LIVE = b"-1"
+#: bytes that must not occur in a cached field
+_SEPARATORS = (b"\t", b"\n", b"\r", render.ROW_BREAK)
+
+
+class Unfit(Exception):
+    """A row that cannot be cached: render the jobs themselves."""
+
+
+def rows(snap: Snapshot, extra: Sequence[model.Job] = ()) -> render.Rows | None:
+    """Every finished job's row as of ``snap`` (the log up to its cursor, and the lines a
+    killed writer left past it) and those of ``extra`` (jobs this call found finished but
+    could not write down), newest first; None when they cannot be shown from the cache."""
+    if snap.legacy or snap.rescanned:
+        return None
+    path = os.path.join(snap.store.state_dir, NAME)
+    cursor = snap.cursor
+    try:
+        cached = _read(path)
+        found = _current(snap, cached)
+        if found is None:
+            return None
+        lines, width, changed = found
+        if changed:
+            _write(path, cursor, lines, width)
+        later = [*snap.recovered.values(), *extra]
+        if later:  # shown, not cached: a later line for an id replaces its row
+            lines, width = _place(lines, width, [_line(job, LIVE) for job in later])
+    except Unfit:
+        return None
+    return render.Rows(lines, width)
+
+
+def _current(
+    snap: Snapshot, cached: tuple[Cached, list[bytes]] | None
+) -> tuple[list[bytes], int, bool] | None:
+    """``(lines, width, changed)`` for the commit ``snap`` names; None when the log's bytes
+    are not the commit's."""
+    cursor = snap.cursor
+    lines: list[bytes] = []
+    if cached is not None and cached[0].render == _render_key():
+        head, lines = cached
+        same_file = cursor.names(head.dev, head.ino)
+        if same_file and head.bytes == cursor.bytes and head.crc == cursor.crc:
+            return lines, head.width, False
+        if same_file and head.bytes < cursor.bytes:
+            tail = index.read_range(snap.store.finished_path, head.bytes, cursor.bytes)
+            if index.crc(tail, head.crc) == cursor.crc:  # the log grew, and only grew
+                return (*_merge(lines, head.width, _last_lines(tail), {}), True)
+    data = index.read_range(snap.store.finished_path, 0, cursor.bytes) if cursor.bytes else b""
+    if index.crc(data) != cursor.crc:
+        return None
+    # another log (rewritten by retention or a removal): a row is reused for the very
+    # bytes it was rendered from, and only the lines no row was rendered from are parsed
+    known = {_reuse_key(line): line for line in lines}
+    width = cached[0].width if cached is not None else 0
+    return (*_merge([], 0, _last_lines(data), known, width), True)
+
+
+def _last_lines(data: bytes) -> dict[bytes, bytes]:
+    """Each id's last line of the log lines ``data`` (which passed the commit's CRC)."""
+    start = len(index.ID_PREFIX)
+    out: dict[bytes, bytes] = {}
+    for line in data.splitlines():
+        job_id = line[start : line.find(b'"', start)]
+        out.pop(job_id, None)
+        out[job_id] = line
+    return out
+
+
+def _reuse_key(line: bytes) -> tuple[bytes, bytes]:
+    """A cache line's id and the CRC of the log line its row was rendered from."""
+    _created, job_id, line_crc, _text = line.split(b"\t", 3)
+    return job_id, line_crc
+
+
+def _merge(
+    lines: list[bytes],
+    width: int,
+    log_lines: dict[bytes, bytes],
+    known: dict[tuple[bytes, bytes], bytes],
+    known_width: int = 0,
+) -> tuple[list[bytes], int]:
+    """``lines`` with the row of each of ``log_lines`` (id: its last log line) in its
+    place (newest first), replacing the row its id had, a row from ``known`` (by id and
+    line CRC; ids ``known_width`` wide) where there is one; the new id width."""
+    new: list[bytes] = []
+    for job_id, log_line in log_lines.items():
+        line_crc = b"%d" % index.crc(log_line)
+        row = known.get((job_id, line_crc))
+        if row is None:
+            new.append(_line(jsonload.loads(log_line), line_crc))
+        else:
+            new.append(_repad(row, known_width, _id_width(row)))
+    return _place(lines, width, new)
+
+
+def _place(lines: list[bytes], width: int, new: list[bytes]) -> tuple[list[bytes], int]:
+    """``lines`` (ids ``width`` wide) with the rows ``new`` put in their places, replacing
+    the rows of their ids; the new id width (that of the longest id among them all)."""
+    if not new:
+        return lines, width
+    ids = {line.split(b"\t", 2)[1] for line in new}
+    body = b"\n".join(lines)
+    if any(b"\t" + i + b"\t" in body for i in ids):
+        lines = [line for line in lines if line.split(b"\t", 2)[1] not in ids]
+    else:
+        lines = list(lines)
+    if not lines:
+        width = 0
+    widths = [_id_width(line) for line in new]
+    wanted = max(width, *widths)
+    if wanted > width:
+        lines = [_repad(line, width, wanted) for line in lines]
+    rows = [_repad(row, w, wanted) for row, w in zip(new, widths, strict=True)]
+    if not lines:  # rows of many ids at once: one sort, not an insert each
+        return sorted(rows, key=_sort_key, reverse=True), wanted
+    for row in rows:
+        _insert(lines, row)
+    return lines, wanted
+
+
+def _id_width(line: bytes) -> int:
+    """Columns of a cache line's id as shown (ids are ASCII; longer ones are cut)."""
+    return min(len(line.split(b"\t", 2)[1]), render.NAME_MAX)
+
+
+def _line(job: model.Job, line_crc: bytes) -> bytes:
+    """The cache line of a finished job, its id column as wide as its id; :class:`Unfit`
+    if its row is not the same at any time or a field holds a separator."""
+    if not _static(job):
+        raise Unfit
+    shown, rest, error = render.finished_row(job)
+    text = f"  {shown}  {rest}"
+    if error:
+        text += render.ROW_BREAK.decode() + error
+    try:
+        created = str(job.get("createdAt") or "").encode("utf-8")
+        job_id = str(job["id"]).encode("utf-8")
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Unfit from None
+    if any(s in created or s in job_id for s in _SEPARATORS) or b"\t" in encoded:
+        raise Unfit
+    if len(shown) != min(len(job_id), render.NAME_MAX):
+        raise Unfit  # not an id as jobgate makes them
+    return b"%s\t%s\t%s\t%s" % (created, job_id, line_crc, encoded)
+
+
+def _static(job: model.Job) -> bool:
+    """Whether the row of finished ``job`` is the same at any time (its elapsed time
+    does not run on to now)."""
+    if model.parse_iso(job.get("completedAt")) is not None:
+        return True
+    return model.parse_iso(job.get("startedAt")) is None and (
+        model.parse_iso(job.get("createdAt")) is None
+    )
+
+
+def _sort_key(line: bytes) -> tuple[bytes, bytes]:
+    """``model.sort_newest_first``'s key (UTF-8 orders as the code points do)."""
+    created, job_id, _rest = line.split(b"\t", 2)
+    return created, job_id
+
+
+def _insert(lines: list[bytes], line: bytes) -> None:
+    """Put ``line`` into ``lines`` (newest first), after those with a greater key."""
+    key = _sort_key(line)
+    lo, hi = 0, len(lines)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _sort_key(lines[mid]) > key:
+            lo = mid + 1
+        else:
+            hi = mid
+    lines.insert(lo, line)
+
+
+def _repad(line: bytes, width: int, wanted: int) -> bytes:
+    if width == wanted:
+        return line
+    created, job_id, line_crc, text = line.split(b"\t", 3)
+    return b"\t".join((created, job_id, line_crc, render.pad_row(text, width, wanted)))
+
+
+def _render_key() -> str:
+    from jobgate import __version__
+
+    return f"{__version__}:{FORMAT}"
+
+
+class Cached:
+    """What a cache's header says: which commit's rows it holds, and their id width."""
+
+    __slots__ = ("bytes", "crc", "dev", "ino", "render", "width")
+
+    def __init__(self, head: dict[str, Any]) -> None:
+        self.render: str = head["render"]
+        self.dev: int = head["dev"]
+        self.ino: int = head["ino"]
+        self.bytes: int = head["bytes"]
+        self.crc: int = head["crc"]
+        self.width: int = head["width"]
+
+
+def _read(path: str) -> tuple[Cached, list[bytes]] | None:
+    """The cache's header and its lines; None when it is missing,
+    unreadable, torn, or not what :func:`_write` writes."""
+    from jobgate.state.fileio import CorruptFile, open_regular, read_at_most
+
+    try:
+        fd, st = open_regular(path)
+    except (OSError, CorruptFile):
+        return None
+    try:
+        data = read_at_most(fd, st.st_size + 1, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    head_bytes, _, body = data.partition(b"\n")
+    try:
+        head = jsonload.loads(head_bytes)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(head, dict) or head.get("version") != 1:
+        return None
+    fields = ("dev", "ino", "bytes", "crc", "rows", "width")
+    if not all(type(head.get(k)) is int for k in fields) or not body.endswith(b"\n"):
+        return None
+    lines = body[:-1].split(b"\n") if body != b"\n" else []
+    if len(lines) != head["rows"] or any(line.count(b"\t") != 3 for line in lines):
+        return None
+    if not isinstance(head.get("render"), str):
+        return None
+    return Cached(head), lines
+
+
+def _write(path: str, cursor: index.Cursor, lines: list[bytes], width: int) -> None:
+    """Replace the cache (quietly skipped where the state dir is read-only or full)."""
+    from jobgate.state import replacing
+    from jobgate.state.fileio import json_text, write_temp
+
+    head = {"version": 1, "render": _render_key(), **cursor.as_dict()}
+    head.pop("count")
+    head.update(rows=len(lines), width=width)
+    data = json_text(head, separators=(",", ":")).encode() + b"\n"
+    data += b"".join(line + b"\n" for line in lines) if lines else b"\n"
+    try:
+        tmp = write_temp(path, data, sync=False)
+    except OSError:
+        return
+    try:
+        replacing.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
