@@ -40,6 +40,8 @@ COLUMNS = {
     "status": "status --json",
     "statusall": "status --json --all",
     "statusallhuman": "status --all",
+    "statusallwarm": "status --all, rows current",
+    "statusallcold": "status --all, no rows kept",
     "result": "result <oldest finished>",
     "run": "run --background -- true",
 }
@@ -98,6 +100,18 @@ def undo_run(state_dir: str, root: str) -> Checker:
     return after
 
 
+def drop_rows(state_dir: str) -> Checker:
+    """An ``after`` that removes ``status --all``'s kept rows (the next call renders all)."""
+
+    def after(_proc: subprocess.CompletedProcess[bytes]) -> str | None:
+        from jobgate.cli.finished_rows import NAME
+
+        Path(state_dir, NAME).unlink(missing_ok=True)
+        return None
+
+    return after
+
+
 def bench_size(
     jg: list[str], env: dict[str, str], tmp: str, finished: int, running: int, rounds: int
 ) -> SizeResult:
@@ -137,7 +151,6 @@ def bench_size(
                 ws,
                 check=check_status(running, running + finished),
             ),
-            Case("statusallhuman", COLUMNS["statusallhuman"], [*jg, "status", "--all"], ws),
             Case("result", COLUMNS["result"], [*jg, "result", oldest], ws, check=check_result),
             Case(
                 "run",
@@ -146,6 +159,16 @@ def bench_size(
                 ws,
                 after=undo_run(state_dir, root),
             ),
+            # right after run's undo rewrote the log: the kept rows reused by line CRC
+            Case("statusallhuman", COLUMNS["statusallhuman"], [*jg, "status", "--all"], ws),
+            Case(
+                "statusallwarm",
+                COLUMNS["statusallwarm"],
+                [*jg, "status", "--all"],
+                ws,
+                after=drop_rows(state_dir),
+            ),
+            Case("statusallcold", COLUMNS["statusallcold"], [*jg, "status", "--all"], ws),
         ]
         hook_problem = hook_available()
         if hook_problem is None:
@@ -201,6 +224,8 @@ def bench_size(
                 row.note += f"; the oldest finished job ({oldest}), last in the index"
             if key == "run":
                 row.note += "; each job waited for and removed again (untimed)"
+            if key == "statusallhuman":
+                row.note += "; run's removal has just rewritten the log"
         result.cases[key] = row
     result.rss_kb = {k: (statistics.median(v) if v else None) for k, v in rss.items()}
     return result
