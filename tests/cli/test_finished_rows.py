@@ -124,6 +124,24 @@ def test_jobs_finished_since_are_parsed_alone_and_put_in_their_place(
     assert ids.index("run-middle") == ids.index("run-015") - 1
 
 
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_job_logged_twice_shows_once_with_its_last_line(jg: Env, cached: bool) -> None:
+    store = jg.store()
+    _seed(store, ["run-a", "run-b", "run-c"])
+    if cached:
+        assert _shown(jg) == _expected(store)
+    with store.transaction() as tx:  # logged again, with a change its row shows
+        job = tx.get("run-b")
+        assert job is not None
+        tx.put(model.touch(job, name="renamed after the end"))
+    assert len(Path(store.finished_path).read_bytes().splitlines()) == 4
+    text = _shown(jg)
+    assert text == _expected(store)
+    assert text.count("run-b ") == 1 and "renamed after the end" in text
+    _cache(store).unlink()  # rendered from the log with both lines in it
+    assert _shown(jg) == text
+
+
 def test_a_rewritten_log_reuses_the_rows_of_the_lines_it_kept(
     jg: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

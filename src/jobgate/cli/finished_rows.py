@@ -91,15 +91,12 @@ def _current(
         if same_file and head.bytes < cursor.bytes:
             tail = index.read_range(snap.store.finished_path, head.bytes, cursor.bytes)
             if index.crc(tail, head.crc) == cursor.crc:  # the log grew, and only grew
-                return (*_merge(lines, head.width, _last_lines(tail), {}), True)
+                return (*_merge(lines, head.width, _last_lines(tail)), True)
     data = index.read_range(snap.store.finished_path, 0, cursor.bytes) if cursor.bytes else b""
     if index.crc(data) != cursor.crc:
         return None
-    # another log (rewritten by retention or a removal): a row is reused for the very
-    # bytes it was rendered from, and only the lines no row was rendered from are parsed
-    known = {_reuse_key(line): line for line in lines}
     width = cached[0].width if cached is not None else 0
-    return (*_merge([], 0, _last_lines(data), known, width), True)
+    return (*_rebuild(lines, width, data), True)
 
 
 def _last_lines(data: bytes) -> dict[bytes, bytes]:
@@ -113,41 +110,58 @@ def _last_lines(data: bytes) -> dict[bytes, bytes]:
     return out
 
 
-def _reuse_key(line: bytes) -> tuple[bytes, bytes]:
-    """A cache line's id and the CRC of the log line its row was rendered from."""
-    _created, job_id, line_crc, _text = line.split(b"\t", 3)
-    return job_id, line_crc
-
-
 def _merge(
-    lines: list[bytes],
-    width: int,
-    log_lines: dict[bytes, bytes],
-    known: dict[tuple[bytes, bytes], bytes],
-    known_width: int = 0,
+    lines: list[bytes], width: int, log_lines: dict[bytes, bytes]
 ) -> tuple[list[bytes], int]:
     """``lines`` with the row of each of ``log_lines`` (id: its last log line) in its
-    place (newest first), replacing the row its id had, a row from ``known`` (by id and
-    line CRC; ids ``known_width`` wide) where there is one; the new id width."""
-    new: list[bytes] = []
-    for job_id, log_line in log_lines.items():
-        line_crc = b"%d" % index.crc(log_line)
-        row = known.get((job_id, line_crc))
-        if row is None:
-            new.append(_line(jsonload.loads(log_line), line_crc))
-        else:
-            new.append(_repad(row, known_width, _id_width(row)))
+    place (newest first), replacing the row its id had; the new id width."""
+    new = [_line(jsonload.loads(line), b"%d" % index.crc(line)) for line in log_lines.values()]
     return _place(lines, width, new)
 
 
-def _place(lines: list[bytes], width: int, new: list[bytes]) -> tuple[list[bytes], int]:
+def _rebuild(lines: list[bytes], width: int, data: bytes) -> tuple[list[bytes], int]:
+    """The rows of another log (rewritten by retention or a removal), its lines ``data``
+    (which passed the commit's CRC): a row of ``lines`` (ids ``width`` wide) is kept for
+    the very bytes it was rendered from (its id and line CRC); only the other lines are
+    parsed. Each id's last line counts."""
+    where: dict[bytes, tuple[int, bytes]] = {}
+    for n, line in enumerate(lines):
+        _created, job_id, line_crc, _text = line.split(b"\t", 3)
+        where[job_id] = n, line_crc
+    keep = bytearray(len(lines))
+    new: dict[bytes, tuple[bytes, bytes]] = {}  # id: its line and that line's CRC
+    start = len(index.ID_PREFIX)
+    for log_line in data.splitlines():
+        job_id = log_line[start : log_line.find(b'"', start)]
+        line_crc = b"%d" % index.crc(log_line)
+        hit = where.get(job_id)
+        if hit is not None and hit[1] == line_crc:
+            keep[hit[0]] = 1
+            new.pop(job_id, None)
+        else:
+            if hit is not None:
+                keep[hit[0]] = 0
+            new[job_id] = log_line, line_crc
+    from itertools import compress
+
+    kept = list(compress(lines, keep))  # in their order: newest first
+    ids = (job_id for job_id, (n, _crc) in where.items() if keep[n])
+    kept_width = min(max(map(len, ids), default=0), render.NAME_MAX)
+    if kept_width != width:  # the longest id gone (or none kept)
+        kept = [_repad(line, width, kept_width) for line in kept]
+    rows = [_line(jsonload.loads(line), line_crc) for line, line_crc in new.values()]
+    return _place(kept, kept_width, rows, replacing=False)
+
+
+def _place(
+    lines: list[bytes], width: int, new: list[bytes], *, replacing: bool = True
+) -> tuple[list[bytes], int]:
     """``lines`` (ids ``width`` wide) with the rows ``new`` put in their places, replacing
-    the rows of their ids; the new id width (that of the longest id among them all)."""
+    the rows of their ids (unless not ``replacing``: none of them has one); the new id
+    width (that of the longest id among them all)."""
     if not new:
         return lines, width
-    ids = {line.split(b"\t", 2)[1] for line in new}
-    body = b"\n".join(lines)
-    if any(b"\t" + i + b"\t" in body for i in ids):
+    if replacing and _ids_in(lines, ids := {line.split(b"\t", 2)[1] for line in new}):
         lines = [line for line in lines if line.split(b"\t", 2)[1] not in ids]
     else:
         lines = list(lines)
@@ -163,6 +177,12 @@ def _place(lines: list[bytes], width: int, new: list[bytes]) -> tuple[list[bytes
     for row in rows:
         _insert(lines, row)
     return lines, wanted
+
+
+def _ids_in(lines: list[bytes], ids: set[bytes]) -> bool:
+    """Whether any of ``ids`` has a row in ``lines`` (one search of their bytes)."""
+    body = b"\n".join(lines)
+    return any(b"\t" + job_id + b"\t" in body for job_id in ids)
 
 
 def _id_width(line: bytes) -> int:
