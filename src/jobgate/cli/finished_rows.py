@@ -131,10 +131,13 @@ def _rebuild(lines: list[bytes], width: int, data: bytes) -> tuple[list[bytes], 
     keep = bytearray(len(lines))
     new: dict[bytes, tuple[bytes, bytes]] = {}  # id: its line and that line's CRC
     start = len(index.ID_PREFIX)
+    from zlib import crc32  # index.crc, bound once: this loop runs per line
+
+    get = where.get
     for log_line in data.splitlines():
         job_id = log_line[start : log_line.find(b'"', start)]
-        line_crc = b"%d" % index.crc(log_line)
-        hit = where.get(job_id)
+        line_crc = b"%d" % crc32(log_line)
+        hit = get(job_id)
         if hit is not None and hit[1] == line_crc:
             keep[hit[0]] = 1
             new.pop(job_id, None)
