@@ -42,6 +42,7 @@ def measure(jobs: int, rounds: int) -> dict[str, dict[str, float]]:
     try:
         ws = make_workspace(Path(tmp) / "ws")
         build_state(ws, jobs, 0, sleepers)
+        os.sync()  # the fixture's files written out first: no writeback under the timing
         subprocess.run([jobgate, "status", "--all"], cwd=ws, env=env, stdout=subprocess.DEVNULL)
         times: dict[str, list[float]] = {"bare": [], "grew": [], "current": []}
         for _ in range(rounds):
