@@ -91,7 +91,7 @@ def _current(
         if same_file and head.bytes < cursor.bytes:
             tail = index.read_range(snap.store.finished_path, head.bytes, cursor.bytes)
             if index.crc(tail, head.crc) == cursor.crc:  # the log grew, and only grew
-                return (*_merge(lines, head.width, _last_lines(tail)), True)
+                return (*_merge(lines, head.width, tail), True)
     data = index.read_range(snap.store.finished_path, 0, cursor.bytes) if cursor.bytes else b""
     if index.crc(data) != cursor.crc:
         return None
@@ -99,24 +99,11 @@ def _current(
     return (*_rebuild(lines, width, data), True)
 
 
-def _last_lines(data: bytes) -> dict[bytes, bytes]:
-    """Each id's last line of the log lines ``data`` (which passed the commit's CRC)."""
-    start = len(index.ID_PREFIX)
-    out: dict[bytes, bytes] = {}
-    for line in data.splitlines():
-        job_id = line[start : line.find(b'"', start)]
-        out.pop(job_id, None)
-        out[job_id] = line
-    return out
-
-
-def _merge(
-    lines: list[bytes], width: int, log_lines: dict[bytes, bytes]
-) -> tuple[list[bytes], int]:
-    """``lines`` with the row of each of ``log_lines`` (id: its last log line) in its
+def _merge(lines: list[bytes], width: int, tail: bytes) -> tuple[list[bytes], int]:
+    """``lines`` with the row of each id's last line of the log lines ``tail`` in its
     place (newest first), replacing the row its id had; the new id width."""
-    new = [_line(jsonload.loads(line), b"%d" % index.crc(line)) for line in log_lines.values()]
-    return _place(lines, width, new)
+    last = index.last_lines(tail).splitlines()
+    return _place(lines, width, [_line(jsonload.loads(x), b"%d" % index.crc(x)) for x in last])
 
 
 def _rebuild(lines: list[bytes], width: int, data: bytes) -> tuple[list[bytes], int]:
@@ -306,8 +293,7 @@ def _read(path: str) -> tuple[Cached, list[bytes]] | None:
 
 def _write(path: str, cursor: index.Cursor, lines: list[bytes], width: int) -> None:
     """Replace the cache (quietly skipped where the state dir is read-only or full)."""
-    from jobgate.state import replacing
-    from jobgate.state.fileio import json_text, write_temp
+    from jobgate.state.fileio import atomic_write, json_text
 
     head = {"version": 1, "render": _render_key(), **cursor.as_dict()}
     head.pop("count")
@@ -315,13 +301,6 @@ def _write(path: str, cursor: index.Cursor, lines: list[bytes], width: int) -> N
     data = json_text(head, separators=(",", ":")).encode() + b"\n"
     data += b"".join(line + b"\n" for line in lines) if lines else b"\n"
     try:
-        tmp = write_temp(path, data, sync=False)
+        atomic_write(path, data, durable=False)
     except OSError:
-        return
-    try:
-        replacing.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass

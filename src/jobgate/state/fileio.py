@@ -29,29 +29,31 @@ class CorruptFile(Exception):
         self.reason = reason
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``.
+def atomic_write(path: str, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, ``os.replace`` (without
+    the fsyncs when not ``durable``: a cache, whose loss costs only its rebuild).
 
     An :class:`OSError` (disk full, read-only file system, permission denied) names
     ``path``, not the temp file, and not nothing: ``os.write`` and ``os.fsync`` errors
     carry no file name of their own.
     """
     try:
-        _atomic_write(path, data, mode)
+        _atomic_write(path, data, mode, durable)
     except OSError as exc:
         if exc.filename == path or exc.errno is None:
             raise
         raise OSError(exc.errno, exc.strerror, path) from exc
 
 
-def _atomic_write(path: str, data: bytes, mode: int) -> None:
-    tmp = write_temp(path, data, mode)
+def _atomic_write(path: str, data: bytes, mode: int, durable: bool) -> None:
+    tmp = write_temp(path, data, mode, sync=durable)
     try:
         replacing.replace(tmp, path)  # retried while Windows says another process holds it
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    fsync_dir(os.path.dirname(path) or ".")
+    if durable:
+        fsync_dir(os.path.dirname(path) or ".")
 
 
 def write_temp(path: str, data: bytes, mode: int = 0o600, *, sync: bool = True) -> str:
