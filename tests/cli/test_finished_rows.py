@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, dead_identity
+from conftest import Env, dead_identity, kill9, start_running
 from jobgate.cli import finished_rows, render
 from jobgate.state import index, jsonload, model
 from jobgate.state.store import Store, write_json
@@ -247,3 +247,15 @@ def test_no_jobs_reads_as_before(jg: Env) -> None:
     store = jg.store()
     text = _shown(jg)
     assert text == _expected(store) and "no jobs yet" in text
+
+
+def test_a_job_killed_with_sigkill_shows_lost_once_beside_the_kept_rows(jg: Env) -> None:
+    store = jg.store()
+    _seed(store, ["run-a", "run-b"])
+    job = start_running(jg, "sleep", "300")
+    assert _shown(jg).count("running (1):") == 1  # the kept rows are current now
+    kill9(int(job["workerProcess"]["pid"]), int(job["commandPid"]))
+    text = _shown(jg)  # found dead by this call, written down, its row put in place
+    assert text == _expected(store)
+    assert text.count(job["id"]) == 1 and "running: none" in text
+    assert f"{job['id']}  failed (lost)" in text
