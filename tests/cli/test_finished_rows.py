@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Env, dead_identity, kill9, start_running
 from jobgate.cli import finished_rows, render
-from jobgate.state import index, jsonload, model
+from jobgate.state import index, jsonload, log_rewrite, model
 from jobgate.state.store import Store, write_json
 from state.test_index_format import read_only_home  # noqa: F401  (a fixture)
 
@@ -142,8 +142,9 @@ def test_a_job_logged_twice_shows_once_with_its_last_line(jg: Env, cached: bool)
     assert _shown(jg) == text
 
 
+@pytest.mark.parametrize("note", [True, False], ids=["by its note", "in one pass"])
 def test_a_rewritten_log_reuses_the_rows_of_the_lines_it_kept(
-    jg: Env, monkeypatch: pytest.MonkeyPatch
+    jg: Env, monkeypatch: pytest.MonkeyPatch, note: bool
 ) -> None:
     store = jg.store()
     _seed(store, ["run-oldest-with-the-longest-id", *(f"run-{n:03d}" for n in range(11))])
@@ -153,11 +154,14 @@ def test_a_rewritten_log_reuses_the_rows_of_the_lines_it_kept(
     with store.transaction() as tx:  # retention: the log is rewritten, another file
         tx.keep_at_most()
     assert len(store.read_index()) == 5
+    if not note:
+        (Path(store.state_dir) / log_rewrite.NAME).unlink()
     snap = store.snapshot()
     parsed = _count_parses(monkeypatch)
     found = finished_rows.rows(snap)
     assert found is not None and found.count == 5 and found.width == len("run-000")
-    assert len(parsed) == 1  # the cache's header: every kept line's row was reused
+    # the cache's header (and the rewrite's note): every kept line's row was reused
+    assert len(parsed) == (2 if note else 1)
     monkeypatch.undo()
     assert _shown(jg) == _expected(store)  # the id column narrowed with the longest gone
     assert _head(store)["rows"] == 5
@@ -259,3 +263,132 @@ def test_a_job_killed_with_sigkill_shows_lost_once_beside_the_kept_rows(jg: Env)
     assert text == _expected(store)
     assert text.count(job["id"]) == 1 and "running: none" in text
     assert f"{job['id']}  failed (lost)" in text
+
+
+def _note(store: Store) -> dict[str, Any]:
+    note: dict[str, Any] = json.loads((Path(store.state_dir) / log_rewrite.NAME).read_bytes())
+    return note
+
+
+def test_jobs_finishing_in_a_rewrite_are_the_only_lines_parsed(
+    jg: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(12)])
+    assert _shown(jg) == _expected(store)
+    with store.lock():
+        store.write_config({"maxJobs": 6})
+    with store.transaction() as tx:  # two jobs finish, one is logged again, eight pruned
+        tx.put(_finished("run-new-1", 20_000))
+        tx.put(_finished("run-new-2", 20_090, status=model.FAILED, errorMessage="boom"))
+        again = tx.get("run-011")
+        assert again is not None
+        tx.put(model.touch(again, name="announced"))
+        tx.keep_at_most()
+    assert len(_note(store)["dropped"]) == 8
+    snap = store.snapshot()
+    parsed = _count_parses(monkeypatch)
+    found = finished_rows.rows(snap)
+    assert found is not None and found.count == 6
+    assert len(parsed) == 2 + 3  # the header, the note, the three lines this commit logged
+    monkeypatch.undo()
+    text = _shown(jg)
+    assert text == _expected(store) and "announced" in text and "boom" in text
+
+
+def test_a_log_that_grew_after_its_rewrite_is_carried_then_merged(
+    jg: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(20)])
+    assert _shown(jg) == _expected(store)
+    with store.transaction() as tx:  # a removal rewrites the log
+        tx.remove("run-004")
+    _seed(store, ["run-later-1", "run-later-2"], start=5000)  # appended since
+    snap = store.snapshot()
+    parsed = _count_parses(monkeypatch)
+    found = finished_rows.rows(snap)
+    assert found is not None and found.count == 21
+    assert len(parsed) == 2 + 2  # the header, the note, the two appended lines
+    monkeypatch.undo()
+    text = _shown(jg)
+    assert text == _expected(store) and "run-004" not in text and "run-later-2" in text
+    assert _head(store)["bytes"] == os.stat(store.finished_path).st_size
+
+
+def test_rows_a_few_commits_behind_a_rewrite_are_carried_by_its_marks(
+    jg: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(10)])
+    assert _shown(jg) == _expected(store)
+    rendered = _head(store)
+    _seed(store, ["run-unseen-1", "run-unseen-2"], start=3000)  # the rows never saw these
+    with store.transaction() as tx:
+        again = tx.get("run-005")
+        assert again is not None
+        tx.put(model.touch(again, name="logged again"))
+    with store.transaction() as tx:
+        tx.remove("run-002")
+    assert _note(store)["before"]["bytes"] > rendered["bytes"]
+    snap = store.snapshot()
+    parsed = _count_parses(monkeypatch)
+    found = finished_rows.rows(snap)
+    assert found is not None and found.count == 11
+    assert len(parsed) == 2 + 3  # the header, the note, the three lines logged since
+    monkeypatch.undo()
+    text = _shown(jg)
+    assert text == _expected(store) and "run-unseen-2" in text and "logged again" in text
+
+
+@pytest.mark.parametrize("behind", ["further than the marks", "a wrong CRC at a mark"])
+def test_rows_the_note_cannot_carry_cost_one_pass_never_a_wrong_row(
+    jg: Env, monkeypatch: pytest.MonkeyPatch, behind: str
+) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(10)])
+    assert _shown(jg) == _expected(store)
+    if behind == "further than the marks":
+        monkeypatch.setattr(log_rewrite, "MARKS", 2)
+    else:  # rows of another log that had the same inode: the CRC at the mark differs
+        head = _head(store)
+        data = _cache(store).read_bytes()
+        data = data.replace(b'"crc":%d' % head["crc"], b'"crc":%d' % (head["crc"] ^ 1), 1)
+        row = next(x for x in data.split(b"\n") if b"\trun-001\t" in x)
+        created, job_id, _line_crc, text = row.split(b"\t", 3)
+        other = b"\t".join((created, job_id, b"7", text.replace(b"failed", b"cancelled")))
+        _cache(store).write_bytes(data.replace(row, other))
+    _seed(store, ["run-unseen-1", "run-unseen-2", "run-unseen-3"], start=3000)
+    with store.transaction() as tx:
+        tx.remove("run-002")
+    monkeypatch.undo()
+    assert log_rewrite.read_note(store.state_dir) is not None
+    text = _shown(jg)
+    assert text == _expected(store) and "run-002" not in text
+
+
+@pytest.mark.parametrize(
+    "damage", ["torn", "garbage", "kept offset off by one", "a dropped id left out", "no ids"]
+)
+def test_a_damaged_note_costs_the_pass_never_a_wrong_row(jg: Env, damage: str) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(10)])
+    assert _shown(jg) == _expected(store)
+    with store.transaction() as tx:
+        tx.put(_finished("run-new", 9000))
+        tx.remove("run-003")
+        tx.remove("run-007")
+    path = Path(store.state_dir) / log_rewrite.NAME
+    data = path.read_bytes()
+    note = json.loads(data)
+    if damage == "kept offset off by one":
+        note["kept"] -= 1
+    elif damage == "a dropped id left out":
+        note["dropped"] = ["run-003"]
+    elif damage == "no ids":
+        note["dropped"] = [1, 2]
+    damaged = {"torn": data[: len(data) // 2], "garbage": b"\x00" * 40}.get(damage)
+    path.write_bytes(damaged if damaged is not None else json.dumps(note).encode())
+    text = _shown(jg)
+    assert text == _expected(store)
+    assert "run-003" not in text and "run-007" not in text and "run-new" in text

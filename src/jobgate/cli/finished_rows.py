@@ -83,20 +83,77 @@ def _current(
     are not the commit's."""
     cursor = snap.cursor
     lines: list[bytes] = []
+    width = 0
     if cached is not None and cached[0].render == _render_key():
         head, lines = cached
-        same_file = cursor.names(head.dev, head.ino)
-        if same_file and head.bytes == cursor.bytes and head.crc == cursor.crc:
-            return lines, head.width, False
-        if same_file and head.bytes < cursor.bytes:
-            tail = index.read_range(snap.store.finished_path, head.bytes, cursor.bytes)
-            if index.crc(tail, head.crc) == cursor.crc:  # the log grew, and only grew
-                return (*_merge(lines, head.width, tail), True)
+        width, changed = head.width, False
+        at = head.dev, head.ino, head.bytes, head.crc
+        if not cursor.names(head.dev, head.ino):
+            carried = _carry(snap, at, lines, width)
+            if carried is not None:  # the log was rewritten from the one rendered
+                lines, width, at = carried
+                changed = True
+        dev, ino, size, crc = at
+        if cursor.names(dev, ino):
+            if size == cursor.bytes and crc == cursor.crc:
+                return lines, width, changed
+            if size < cursor.bytes:
+                tail = index.read_range(snap.store.finished_path, size, cursor.bytes)
+                if index.crc(tail, crc) == cursor.crc:  # the log grew, and only grew
+                    return (*_merge(lines, width, tail), True)
     data = index.read_range(snap.store.finished_path, 0, cursor.bytes) if cursor.bytes else b""
     if index.crc(data) != cursor.crc:
         return None
-    width = cached[0].width if cached is not None else 0
     return (*_rebuild(lines, width, data), True)
+
+
+def _carry(
+    snap: Snapshot, at: tuple[int, int, int, int], lines: list[bytes], width: int
+) -> tuple[list[bytes], int, tuple[int, int, int, int]] | None:
+    """The rows ``lines`` (of the log at cursor ``at``) carried on to the log a rewrite
+    made of it, and that log's cursor, by the rewrite's note: the rows of the ids it
+    dropped removed, those of the lines ``at`` had not seen (kept jobs logged since,
+    and the lines the rewrite added, their CRC checked) put in place. None where the
+    note is not about this log and the one the index names."""
+    from jobgate.state import log_rewrite
+
+    note = log_rewrite.read_note(snap.store.state_dir)
+    start = note.start(at) if note is not None else None
+    if note is None or start is None:
+        return None
+    after, cursor = note.after, snap.cursor
+    if not cursor.names(after.dev, after.ino) or not start <= note.kept <= after.bytes:
+        return None
+    if after.bytes > cursor.bytes:
+        return None
+    added = index.read_range(snap.store.finished_path, start, after.bytes)
+    if index.crc(memoryview(added)[note.kept - start :], note.kept_crc) != after.crc:
+        return None
+    if note.dropped:
+        lines, width = _without(lines, width, {x.encode("utf-8") for x in note.dropped})
+    lines, width = _merge(lines, width, added)
+    if len(lines) != after.count:
+        return None
+    return lines, width, (after.dev, after.ino, after.bytes, after.crc)
+
+
+def _without(lines: list[bytes], width: int, ids: set[bytes]) -> tuple[list[bytes], int]:
+    """``lines`` less the rows of ``ids``; the id width of the rest."""
+    kept = [line for line in lines if line.split(b"\t", 2)[1] not in ids]
+    if len(kept) == len(lines):
+        return lines, width
+    if not kept:
+        return kept, 0
+    if any(min(len(x), render.NAME_MAX) == width for x in ids):
+        # the longest id may be gone: the widest left (most often the first row has it)
+        wanted = 0
+        for line in kept:
+            wanted = max(wanted, _id_width(line))
+            if wanted == width:
+                break
+        if wanted != width:
+            return [_repad(line, width, wanted) for line in kept], wanted
+    return kept, width
 
 
 def _merge(lines: list[bytes], width: int, tail: bytes) -> tuple[list[bytes], int]:

@@ -39,14 +39,13 @@ from __future__ import annotations
 import os
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
-from jobgate.state import config, index, leftovers, model, retention
+from jobgate.state import config, index, leftovers, log_rewrite, model, retention
 from jobgate.state.durable import fsync_paths, replace_with
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
     CorruptFile,
     _unlink_quietly,
     aside_name,
-    atomic_write,
     json_bytes,
     keep_newest,
     warn,
@@ -281,19 +280,24 @@ class Transaction:
             return False
         return self._count() > self.max_finished + self.max_finished // 10
 
-    def _all_finished(self) -> list[model.Job]:
-        """Every finished summary, oldest first, with this transaction's changes."""
+    def _all_finished(self) -> tuple[list[model.Job], tuple[index.Cursor, set[str]] | None]:
+        """Every finished summary, oldest first, with this transaction's changes; and the
+        log's cursor and ids before them, where that cursor is one readers can trust."""
+        before = None
         if self._rebuilt is not None:
             known = index.latest(self._rebuilt)
         else:
-            assert self._snap is not None
-            known = index.latest(list(reversed(self._snap.finished())))
+            snap = self._snap
+            assert snap is not None
+            known = index.latest(list(reversed(snap.finished())))
+            if not (snap.legacy or snap.rescanned):
+                before = self._cursor, set(known)
         for job_id, summ in self._finished.items():
             known.pop(job_id, None)
             known[job_id] = summ
         for job_id in self._removed:
             known.pop(job_id, None)
-        return list(known.values())
+        return list(known.values()), before
 
     def _commit(self) -> None:
         prune = self._must_prune()
@@ -320,19 +324,14 @@ class Transaction:
         try:
             dropped: list[model.Job] = []
             if prune or self._rewrite:
-                everything = self._all_finished()
+                everything, before = self._all_finished()
                 if prune and self.max_finished is not None:
                     held = retention.held_back(everything, self.max_finished, self.spare)
                     everything, dropped = retention.prune(everything, self.max_finished, self.spare)
                     for job in held[:3]:  # said at each prune, so kept short
                         why = model.one_line(str(job[retention.KEEP_REASON]))
                         warn(f"kept job {job['id']} past maxJobs: {why}")
-                data = index.lines_text(everything)
-                atomic_write(store.finished_path, data)
-                st = os.stat(store.finished_path)
-                cursor = index.Cursor(
-                    st.st_dev, st.st_ino, st.st_size, len(everything), index.crc(data)
-                )
+                cursor = log_rewrite.rewrite(store, everything, self._finished, before)
             elif self._finished:
                 cursor = self._append(list(self._finished.values()))
             else:
