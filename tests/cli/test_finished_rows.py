@@ -392,3 +392,20 @@ def test_a_damaged_note_costs_the_pass_never_a_wrong_row(jg: Env, damage: str) -
     text = _shown(jg)
     assert text == _expected(store)
     assert "run-003" not in text and "run-007" not in text and "run-new" in text
+
+
+def test_a_job_logged_again_with_another_created_time_still_shows_once(jg: Env) -> None:
+    # rows are replaced by their sort key (createdAt, id); a line that moved the key
+    # leaves the old row in place, and the count of rows against the cursor's count of
+    # jobs sends the call to the one pass
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(8)])
+    assert _shown(jg) == _expected(store)
+    with store.transaction() as tx:
+        job = tx.get("run-003")
+        assert job is not None
+        tx.put(model.touch(job, createdAt=model.now_iso(T0 + 50_000), name="moved"))
+    text = _shown(jg)
+    assert text == _expected(store)
+    assert text.count("run-003 ") == 1 and "moved" in text
+    assert _head(store)["rows"] == 8

@@ -100,7 +100,9 @@ def _current(
             if size < cursor.bytes:
                 tail = index.read_range(snap.store.finished_path, size, cursor.bytes)
                 if index.crc(tail, crc) == cursor.crc:  # the log grew, and only grew
-                    return (*_merge(lines, width, tail), True)
+                    grown, grown_width = _merge(lines, width, tail)
+                    if len(grown) == cursor.count:
+                        return grown, grown_width, True
     data = index.read_range(snap.store.finished_path, 0, cursor.bytes) if cursor.bytes else b""
     if index.crc(data) != cursor.crc:
         return None
@@ -158,9 +160,12 @@ def _without(lines: list[bytes], width: int, ids: set[bytes]) -> tuple[list[byte
 
 def _merge(lines: list[bytes], width: int, tail: bytes) -> tuple[list[bytes], int]:
     """``lines`` with the row of each id's last line of the log lines ``tail`` in its
-    place (newest first), replacing the row its id had; the new id width."""
+    place (newest first), replacing the row its id had where that row has the same
+    sort key (a job's ``createdAt`` never changes: the caller checks the count of rows
+    against the cursor's count of jobs); the new id width."""
     last = index.last_lines(tail).splitlines()
-    return _place(lines, width, [_line(jsonload.loads(x), b"%d" % index.crc(x)) for x in last])
+    rows = [_line(jsonload.loads(x), b"%d" % index.crc(x)) for x in last]
+    return _place(lines, width, rows, replacing=False, by_key=True)
 
 
 def _rebuild(lines: list[bytes], width: int, data: bytes) -> tuple[list[bytes], int]:
@@ -201,11 +206,17 @@ def _rebuild(lines: list[bytes], width: int, data: bytes) -> tuple[list[bytes], 
 
 
 def _place(
-    lines: list[bytes], width: int, new: list[bytes], *, replacing: bool = True
+    lines: list[bytes],
+    width: int,
+    new: list[bytes],
+    *,
+    replacing: bool = True,
+    by_key: bool = False,
 ) -> tuple[list[bytes], int]:
     """``lines`` (ids ``width`` wide) with the rows ``new`` put in their places, replacing
-    the rows of their ids (unless not ``replacing``: none of them has one); the new id
-    width (that of the longest id among them all)."""
+    the rows of their ids (found by a search of every row; unless not ``replacing``:
+    none of them has one, or ``by_key``: the row in its place with the same sort key);
+    the new id width (that of the longest id among them all)."""
     if not new:
         return lines, width
     if replacing and _ids_in(lines, ids := {line.split(b"\t", 2)[1] for line in new}):
@@ -222,7 +233,7 @@ def _place(
     if not lines:  # rows of many ids at once: one sort, not an insert each
         return sorted(rows, key=_sort_key, reverse=True), wanted
     for row in rows:
-        _insert(lines, row)
+        _insert(lines, row, by_key)
     return lines, wanted
 
 
@@ -275,8 +286,9 @@ def _sort_key(line: bytes) -> tuple[bytes, bytes]:
     return created, job_id
 
 
-def _insert(lines: list[bytes], line: bytes) -> None:
-    """Put ``line`` into ``lines`` (newest first), after those with a greater key."""
+def _insert(lines: list[bytes], line: bytes, replace: bool = False) -> None:
+    """Put ``line`` into ``lines`` (newest first), after those with a greater key (in
+    place of the one with the same key, if ``replace``)."""
     key = _sort_key(line)
     lo, hi = 0, len(lines)
     while lo < hi:
@@ -285,7 +297,10 @@ def _insert(lines: list[bytes], line: bytes) -> None:
             lo = mid + 1
         else:
             hi = mid
-    lines.insert(lo, line)
+    if replace and lo < len(lines) and _sort_key(lines[lo]) == key:
+        lines[lo] = line
+    else:
+        lines.insert(lo, line)
 
 
 def _repad(line: bytes, width: int, wanted: int) -> bytes:
@@ -350,7 +365,7 @@ def _read(path: str) -> tuple[Cached, list[bytes]] | None:
 
 def _write(path: str, cursor: index.Cursor, lines: list[bytes], width: int) -> None:
     """Replace the cache (quietly skipped where the state dir is read-only or full)."""
-    from jobgate.state.fileio import atomic_write, json_text
+    from jobgate.state.fileio import _unlink_quietly, atomic_write, json_text
 
     head = {"version": 1, "render": _render_key(), **cursor.as_dict()}
     head.pop("count")
@@ -358,6 +373,10 @@ def _write(path: str, cursor: index.Cursor, lines: list[bytes], width: int) -> N
     data = json_text(head, separators=(",", ":")).encode() + b"\n"
     data += b"".join(line + b"\n" for line in lines) if lines else b"\n"
     try:
+        # the old cache unlinked first: ext4 flushes a file renamed over another
+        # (measured: 1.4-1.9 ms for a 1.3 MB cache, 0.2 ms without); a reader in between
+        # finds no cache and renders the log itself
+        _unlink_quietly(path)
         atomic_write(path, data, durable=False)
     except OSError:
         pass
