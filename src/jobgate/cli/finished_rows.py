@@ -12,8 +12,11 @@ A cache, never the record: its header is the cursor of the commit whose stretch 
 ``finished.jsonl`` it renders (log file, bytes, CRC-32). When the index's cursor is that
 one, the rows are read as they are. When the log grew (the same file, and the CRC of the
 bytes it gained carries the cached CRC on to the cursor's), only those lines are parsed
-and their rows put in place. When the log was rewritten (retention), a row is reused
-for each line whose id and CRC-32 (``lineCRC``) it was rendered from, the rest parsed.
+and their rows put in place. When the log was rewritten (retention, a removal), the
+rewrite's note (:mod:`jobgate.state.log_rewrite`) says which ids it dropped and where
+the lines these rows have not seen begin: those rows go, only those lines are parsed.
+Without a note that fits, a row is reused for each line whose id and CRC-32
+(``lineCRC``) it was rendered from, the rest parsed.
 Another jobgate version ``R``, or a torn or missing cache, renders the whole log once.
 The file is replaced without an fsync: a lost or torn cache only costs the next call
 that render.
