@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.fixtures import Sleepers, build_state, make_workspace
 from benchmarks.run_background import wait_job_done
-from benchmarks.startup import check_status, hook_available, hook_case, stop_payload
+from benchmarks.startup import check_status, hook_argv, hook_available, hook_case, stop_payload
 from benchmarks.timing import Case, Checker, Row, log, p90, peak_rss_kb, run_interleaved
 
 FINISHED_SIZES = (10, 100, 1_000, 10_000)
@@ -183,7 +183,7 @@ def bench_size(
             for _ in range(RSS_RUNS):
                 for key, argv, stdin in (
                     ("baseline", bare, None),
-                    ("hook", [*jg, "hook", "stop"], payload),
+                    ("hook", hook_argv(jg), payload),
                 ):
                     kb, problem = peak_rss_kb(argv, ws, env, stdin)
                     if problem:

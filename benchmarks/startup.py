@@ -83,9 +83,22 @@ def check_hook(proc: subprocess.CompletedProcess[bytes]) -> str | None:
     return None
 
 
+def hook_argv(jg: list[str]) -> list[str]:
+    """What the plugin's hook.sh runs for the Stop hook: ``jobgate-hook stop`` where it is
+    installed beside the console script ``jg``, else ``jobgate hook stop``."""
+    import os
+    from pathlib import Path
+
+    fast = Path(jg[0]).with_name("jobgate-hook")
+    if len(jg) == 1 and fast.is_file() and os.access(fast, os.X_OK):
+        return [str(fast), "stop"]
+    return [*jg, "hook", "stop"]
+
+
 def hook_case(label: str, jg: list[str], ws: str, payload: bytes) -> Case:
-    """``jobgate hook stop`` in ``ws`` with a Stop ``payload``, its output checked."""
-    return Case("hook", label, [*jg, "hook", "stop"], ws, stdin=payload, check=check_hook)
+    """The Stop hook (:func:`hook_argv`) in ``ws`` with a Stop ``payload``, its output
+    checked."""
+    return Case("hook", label, hook_argv(jg), ws, stdin=payload, check=check_hook)
 
 
 def hook_available() -> str | None:

@@ -342,3 +342,51 @@ def test_every_hook_runs_from_a_plugin_path_no_shell_could_parse(
     if event == "SessionStart":
         assert env_file.read_text() == "export JOBGATE_SESSION_ID='s1'\n"
     assert not list(jg.workspace.glob("pwned*"))  # nothing in the path was run
+
+
+def test_the_hooks_run_jobgate_hook_when_it_is_installed_beside_jobgate(
+    jg: Env, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    # the console script here would fail: the hook passing shows jobgate-hook ran
+    (folder / "jobgate").write_text("#!/bin/sh\necho 'the console script ran' >&2\nexit 3\n")
+    script = REPO / "scripts" / "jobgate-hook"
+    (folder / "jobgate-hook").write_text(
+        f'#!/bin/sh\nPYTHONPATH="{SRC}" exec "{sys.executable}" "{script}" "$@"\n'
+    )
+    for exe in folder.iterdir():
+        exe.chmod(0o755)
+    running = start_running(jg, "sleep", "300", session="sess-1")
+    stop = _run_as_claude(
+        jg,
+        "Stop",
+        hook_payload(jg, "stop", "sess-1", stop_hook_active=False),
+        f"{folder}:{BASE_PATH}",
+    )
+    assert stop.returncode == 0 and "console script" not in stop.stderr
+    assert f"jobgate cancel {running['id']}" in json.loads(stop.stdout)["systemMessage"]
+
+
+def test_jobgate_hook_is_installed_beside_the_console_script(jg: Env) -> None:
+    here = Path(sys.executable).parent
+    if not (here / "jobgate").exists():
+        pytest.skip(f"jobgate is not installed beside {sys.executable}")
+    fast = here / "jobgate-hook"
+    assert os.access(fast, os.X_OK)
+    payload = json.dumps(hook_payload(jg, "stop", "sess-1", stop_hook_active=False))
+    start_running(jg, "sleep", "300", session="sess-1")
+    outputs = []
+    for argv in ([str(fast), "stop"], [str(here / "jobgate"), "hook", "stop"]):
+        proc = subprocess.run(
+            argv,
+            input=payload,
+            capture_output=True,
+            text=True,
+            env=jg.env,
+            cwd=jg.workspace,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append((proc.stdout, proc.stderr))
+    assert outputs[0] == outputs[1] and "jobgate cancel" in outputs[0][0]

@@ -1,11 +1,21 @@
 #!/bin/sh
 # Claude Code runs this as: hook.sh EVENT  (the hook's JSON payload on stdin).
-# It runs `jobgate hook EVENT` when the jobgate command is installed. Either way it
-# fails open: exit status 0 always (an exit status of 2 would make Claude Code block),
-# and when jobgate is missing, one line on stderr says how to install it.
+# It runs `jobgate hook EVENT` when the jobgate command is installed: through the
+# jobgate-hook script installed beside it when there is one (the same jobgate, ~5 ms
+# quicker at every turn: the console script imports `re` first), else through jobgate.
+# Either way it fails open: exit status 0 always (an exit status of 2 would make Claude
+# Code block), and when jobgate is missing, one line on stderr says how to install it.
 event=${1:-}
-if command -v jobgate >/dev/null 2>&1; then
-  jobgate hook "$event"
+if jobgate=$(command -v jobgate 2>/dev/null); then
+  case $jobgate in
+    */*) fast=${jobgate%/*}/jobgate-hook ;;
+    *) fast= ;;
+  esac
+  if [ -n "$fast" ] && [ -x "$fast" ]; then
+    "$fast" "$event"
+  else
+    jobgate hook "$event"
+  fi
   status=$?
   if [ "$status" -ne 0 ]; then
     echo "jobgate plugin: 'jobgate hook $event' exited with status $status; ignored (the hook fails open)" >&2
