@@ -344,10 +344,11 @@ def test_every_hook_runs_from_a_plugin_path_no_shell_could_parse(
     assert not list(jg.workspace.glob("pwned*"))  # nothing in the path was run
 
 
+@pytest.mark.parametrize("linked", [False, True], ids=["beside", "beside the link's target"])
 def test_the_hooks_run_jobgate_hook_when_it_is_installed_beside_jobgate(
-    jg: Env, tmp_path: Path
+    jg: Env, tmp_path: Path, linked: bool
 ) -> None:
-    folder = tmp_path / "bin"
+    folder = tmp_path / "venv-bin"
     folder.mkdir()
     # the console script here would fail: the hook passing shows jobgate-hook ran
     (folder / "jobgate").write_text("#!/bin/sh\necho 'the console script ran' >&2\nexit 3\n")
@@ -357,12 +358,17 @@ def test_the_hooks_run_jobgate_hook_when_it_is_installed_beside_jobgate(
     )
     for exe in folder.iterdir():
         exe.chmod(0o755)
+    on_path = folder
+    if linked:  # as a jobgate linked into ~/.local/bin by hand
+        on_path = tmp_path / "bin"
+        on_path.mkdir()
+        (on_path / "jobgate").symlink_to(os.path.relpath(folder / "jobgate", on_path))
     running = start_running(jg, "sleep", "300", session="sess-1")
     stop = _run_as_claude(
         jg,
         "Stop",
         hook_payload(jg, "stop", "sess-1", stop_hook_active=False),
-        f"{folder}:{BASE_PATH}",
+        f"{on_path}:{BASE_PATH}",
     )
     assert stop.returncode == 0 and "console script" not in stop.stderr
     assert f"jobgate cancel {running['id']}" in json.loads(stop.stdout)["systemMessage"]

@@ -7,9 +7,18 @@
 # Code block), and when jobgate is missing, one line on stderr says how to install it.
 event=${1:-}
 if jobgate=$(command -v jobgate 2>/dev/null); then
+  fast=
   case $jobgate in
-    */*) fast=${jobgate%/*}/jobgate-hook ;;
-    *) fast= ;;
+    */*)
+      fast=${jobgate%/*}/jobgate-hook
+      # a jobgate linked onto the PATH alone: look beside what the link names
+      if [ ! -x "$fast" ] && [ -L "$jobgate" ] && target=$(readlink "$jobgate" 2>/dev/null); then
+        case $target in
+          /*) fast=${target%/*}/jobgate-hook ;;
+          */*) fast=${jobgate%/*}/${target%/*}/jobgate-hook ;;
+        esac
+      fi
+      ;;
   esac
   if [ -n "$fast" ] && [ -x "$fast" ]; then
     "$fast" "$event"
