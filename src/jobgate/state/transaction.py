@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import zlib  # noqa: F401  (index.crc: the finished log's checksum)
 
-from jobgate.state import config, index, leftovers, log_rewrite, model, retention
+from jobgate.state import config, index, leftovers, model, retention
 from jobgate.state.durable import fsync_paths, replace_with
 from jobgate.state.errors import JobgateError
 from jobgate.state.fileio import (
@@ -331,6 +331,10 @@ class Transaction:
                     for job in held[:3]:  # said at each prune, so kept short
                         why = model.one_line(str(job[retention.KEEP_REASON]))
                         warn(f"kept job {job['id']} past maxJobs: {why}")
+                # imported here, under the lock, only by the rare commit that rewrites
+                # (it costs ~200 ms at 10,000 jobs): every other commit skips the module
+                from jobgate.state import log_rewrite
+
                 cursor = log_rewrite.rewrite(store, everything, self._finished, before)
             elif self._finished:
                 cursor = self._append(list(self._finished.values()))
