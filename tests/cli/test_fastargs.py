@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import Env
+from conftest import Env, native_only
 from jobgate.cli.fastargs import RUN_DEFAULTS, fast_run_args, fast_status_args
 from jobgate.cli.main import build_parser
 from jobgate.state.errors import JobgateError
@@ -105,3 +105,23 @@ def test_a_background_run_does_not_import_argparse(jg: Env) -> None:
         timeout=60,
     )
     assert out.stderr.split()[-2:] == ["0", "False"], out.stderr
+
+
+@native_only("the Linux launch path, which imports no psutil (psutil imports re and enum)")
+def test_a_background_run_imports_neither_contextlib_re_nor_enum(jg: Env) -> None:
+    # what jobgate itself imports for a launch; the console script that installers write
+    # imports re before jobgate runs (scripts/jobgate-hook says more)
+    code = (
+        "import sys; from jobgate.cli.main import main; code = main(sys.argv[1:]); "
+        "heavy = sorted({'argparse', 'contextlib', 're', 'enum'} & set(sys.modules)); "
+        "print(code, heavy, file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "run", "--background", "--json", "--", "true"],
+        cwd=jg.workspace,
+        env=jg.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stderr.splitlines()[-1] == "0 []", out.stderr

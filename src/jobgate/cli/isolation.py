@@ -44,9 +44,18 @@ def until_recorded(iso: Isolation | None) -> Any:
     """A context manager removing ``iso``'s worktree if its block fails (no job was
     recorded); for no worktree, one that does nothing."""
     if iso is None:
-        import contextlib
-
-        return contextlib.nullcontext()
+        return _NoWorktree()
     from jobgate.agents.worktrees import until_recorded as guard
 
     return guard(iso)
+
+
+class _NoWorktree:
+    """``contextlib.nullcontext()`` without importing :mod:`contextlib` (with
+    ``collections`` and ``functools``: ~1.5 ms of every ``jobgate run``)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
