@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+    from jobgate.state import model
+    from jobgate.state.files import Snapshot
     from jobgate.state.store import Store
 
 
@@ -156,15 +158,21 @@ def _status_all_text(root: str, store: Store) -> int:
     except CorruptFile:  # unreadable and not rebuilt (read-only): the parsed jobs below
         pass
     else:
-        # the jobs this call found dead and wrote down are in the log now; those it
-        # could only mark in its view (a read-only state dir) are not
-        indexed = {str(j["id"]) for j in snap.active}
-        jobs = [j for j in jobs if j["id"] in indexed]
+        jobs = _still_active(jobs, snap)
         rows = finished_rows.rows(snap, [j for j in jobs if not model.is_active(j)])
     if rows is None:  # the log is not byte for byte what jobgate wrote: parse it all
         jobs, _lost = refresh.load(store)
     emit(render.status_text(jobs, show_all=True, workspace_root=root, rows=rows))
     return EXIT_OK
+
+
+def _still_active(jobs: list[model.Job], snap: Snapshot) -> list[model.Job]:
+    """``jobs`` (as ``refresh.load`` gave them) less those the log now holds: the jobs this
+    call found dead and wrote down are in the log, which ``status --all`` shows on its own;
+    those it could only mark in its view (a read-only state dir) are still active in
+    ``snap`` and stay, as it found them."""
+    indexed = {str(j["id"]) for j in snap.active}
+    return [j for j in jobs if j["id"] in indexed]
 
 
 def _status_all_json(root: str, store: Store) -> int:
@@ -184,10 +192,7 @@ def _status_all_json(root: str, store: Store) -> int:
         ]
         raw = b""
     else:
-        # the jobs this call found dead and wrote down are in the log now; those it
-        # could only mark in its view (a read-only state dir) are not
-        active = {str(j["id"]) for j in snap.active}
-        jobs = model.sort_newest_first([j for j in jobs if j["id"] in active])
+        jobs = model.sort_newest_first(_still_active(jobs, snap))
     out = render.status_json(root, store.state_dir, jobs, raw)
     sys.stdout.flush()
     sys.stdout.buffer.writelines(out)
