@@ -239,6 +239,16 @@ time.sleep(300)
 """
 
 
+def _wait_adopted(pid: int, parent: int) -> None:
+    """Wait until ``pid``'s parent is ``parent``: a worker's launcher commits its job
+    before it exits, so the job can be seen running while the launcher is still the
+    worker's parent; once it is gone the subreaper adopts the worker."""
+    deadline = time.monotonic() + 20
+    while psutil.Process(pid).ppid() != parent:
+        assert time.monotonic() < deadline, f"{pid} was never adopted by {parent}"
+        time.sleep(0.02)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER")
 def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_outer_cancel(
     jg: Env,
@@ -247,8 +257,7 @@ def test_an_inner_job_adopted_by_a_subreaper_in_the_outer_tree_survives_the_oute
     it, inner job's worker included; cancelling the outer job must still spare it."""
     outer = _running(jg, sys.executable, "-c", SUBREAPER)
     inner = started_job_named(jg, "inner")
-    worker = psutil.Process(inner["pid"])
-    assert worker.ppid() == outer["commandPid"]  # adopted into the outer tree
+    _wait_adopted(inner["pid"], outer["commandPid"])  # adopted into the outer tree
 
     assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
     still = jg.job(inner["id"])
@@ -357,7 +366,7 @@ def test_an_inner_job_of_another_workspace_adopted_by_a_subreaper_survives_the_o
     assert script != SUBREAPER
     outer = _running(jg, sys.executable, "-c", script)
     inner = started_job_named(jg, "inner", cwd=other)
-    assert psutil.Process(inner["pid"]).ppid() == outer["commandPid"]
+    _wait_adopted(inner["pid"], outer["commandPid"])
     assert jg.cli("cancel", outer["id"], "--grace", "1").returncode == 0
     still = json.loads(jg.cli("--cwd", str(other), "status", inner["id"], "--json").stdout)
     assert still["job"]["status"] == "running", still
