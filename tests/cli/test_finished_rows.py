@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -409,3 +411,40 @@ def test_a_job_logged_again_with_another_created_time_still_shows_once(jg: Env) 
     assert text == _expected(store)
     assert text.count("run-003 ") == 1 and "moved" in text
     assert _head(store)["rows"] == 8
+
+
+#: a writer that removes a job (a log rewrite) and is SIGKILLed right after it wrote the
+#: rewrite's note, before its commit (active.json) is in place
+KILLED_AFTER_THE_NOTE = """\
+import os, signal, sys
+from jobgate.state import log_rewrite
+from jobgate.state.store import Store
+
+write = log_rewrite._write_note
+def write_then_die(path, note):
+    write(path, note)
+    os.kill(os.getpid(), signal.SIGKILL)
+log_rewrite._write_note = write_then_die
+with Store(sys.argv[1], sys.argv[2]).transaction() as tx:
+    tx.remove(sys.argv[3])
+"""
+
+
+def test_a_writer_killed_between_its_note_and_its_commit_leaves_rows_that_never_lie(
+    jg: Env,
+) -> None:
+    store = jg.store()
+    _seed(store, [f"run-{n:03d}" for n in range(12)])
+    assert _shown(jg) == _expected(store)
+    argv = [sys.executable, "-c", KILLED_AFTER_THE_NOTE, store.state_dir, str(jg.workspace)]
+    proc = subprocess.run([*argv, "run-004"], env=jg.env, capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert (Path(store.state_dir) / log_rewrite.NAME).exists()  # the note, and no commit
+    assert store.snapshot().rescanned  # the cursor names the log the rewrite replaced
+    text = _shown(jg)
+    assert text == _expected(store)
+    assert text.count("  run-") == 11 and "run-004" not in text  # as the new log has it
+    _seed(store, ["run-next"], start=5000)  # the next writer rewrites what is there
+    assert not (Path(store.state_dir) / log_rewrite.NAME).exists()
+    text = _shown(jg)
+    assert text == _expected(store) and "run-next" in text and "run-004" not in text
