@@ -336,18 +336,11 @@ class Cached:
 def _read(path: str) -> tuple[Cached, list[bytes]] | None:
     """The cache's header and its lines; None when it is missing,
     unreadable, torn, or not what :func:`_write` writes."""
-    from jobgate.state.fileio import CorruptFile, open_regular, read_at_most
+    from jobgate.state.fileio import read_cache
 
-    try:
-        fd, st = open_regular(path)
-    except (OSError, CorruptFile):
+    data = read_cache(path)
+    if data is None:
         return None
-    try:
-        data = read_at_most(fd, st.st_size + 1, st.st_size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     head_bytes, _, body = data.partition(b"\n")
     try:
         head = jsonload.loads(head_bytes)

@@ -180,18 +180,11 @@ class Note:
 
 def read_note(state_dir: str) -> Note | None:
     """The last rewrite's note; None if there is none, or it is torn or not one."""
-    from jobgate.state.fileio import CorruptFile, open_regular, read_at_most
+    from jobgate.state.fileio import read_cache
 
-    try:
-        fd, st = open_regular(os.path.join(state_dir, NAME))
-    except (OSError, CorruptFile):
+    data = read_cache(os.path.join(state_dir, NAME))
+    if data is None:
         return None
-    try:
-        data = read_at_most(fd, st.st_size + 1, st.st_size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         doc = jsonload.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
