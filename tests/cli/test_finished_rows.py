@@ -109,12 +109,9 @@ def test_jobs_finished_since_are_parsed_alone_and_put_in_their_place(
         assert again is not None
         tx.put(model.touch(again, announcedAt=model.now_iso()))
 
-    snap = store.snapshot()
-    parsed = _count_parses(monkeypatch)
-    found = finished_rows.rows(snap)
+    found, parsed = _rows_parsing(store, monkeypatch)
     assert found is not None and found.count == 33
-    assert len(parsed) == 1 + 4  # the cache's header, and the four new lines
-    monkeypatch.undo()
+    assert parsed == 1 + 4  # the cache's header, and the four new lines
     assert _head(store)["rows"] == 33
     text = _shown(jg)
     assert text == _expected(store)
@@ -156,16 +153,22 @@ def test_a_rewritten_log_reuses_the_rows_of_the_lines_it_kept(
     assert len(store.read_index()) == 5
     if not note:
         (Path(store.state_dir) / log_rewrite.NAME).unlink()
-    snap = store.snapshot()
-    parsed = _count_parses(monkeypatch)
-    found = finished_rows.rows(snap)
+    found, parsed = _rows_parsing(store, monkeypatch)
     assert found is not None and found.count == 5 and found.width == len("run-000")
     # the cache's header (and the rewrite's note): every kept line's row was reused
-    assert len(parsed) == (2 if note else 1)
-    monkeypatch.undo()
+    assert parsed == (2 if note else 1)
     assert _shown(jg) == _expected(store)  # the id column narrowed with the longest gone
     assert _head(store)["rows"] == 5
     assert _head(store)["ino"] == os.stat(store.finished_path).st_ino
+
+
+def _rows_parsing(store: Store, monkeypatch: pytest.MonkeyPatch) -> tuple[render.Rows | None, int]:
+    """``finished_rows.rows`` of a fresh snapshot, and how many documents it parsed."""
+    snap = store.snapshot()
+    parsed = _count_parses(monkeypatch)
+    found = finished_rows.rows(snap)
+    monkeypatch.undo()
+    return found, len(parsed)
 
 
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:

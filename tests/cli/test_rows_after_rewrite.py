@@ -15,15 +15,14 @@ import pytest
 
 from cli.test_finished_rows import (
     _cache,
-    _count_parses,
     _expected,
     _finished,
     _head,
+    _rows_parsing,
     _seed,
     _shown,
 )
 from conftest import Env
-from jobgate.cli import finished_rows
 from jobgate.state import log_rewrite, model
 from jobgate.state.store import Store
 
@@ -49,12 +48,9 @@ def test_jobs_finishing_in_a_rewrite_are_the_only_lines_parsed(
         tx.put(model.touch(again, name="announced"))
         tx.keep_at_most()
     assert len(_note(store)["dropped"]) == 8
-    snap = store.snapshot()
-    parsed = _count_parses(monkeypatch)
-    found = finished_rows.rows(snap)
+    found, parsed = _rows_parsing(store, monkeypatch)
     assert found is not None and found.count == 6
-    assert len(parsed) == 2 + 3  # the header, the note, the three lines this commit logged
-    monkeypatch.undo()
+    assert parsed == 2 + 3  # the header, the note, the three lines this commit logged
     text = _shown(jg)
     assert text == _expected(store) and "announced" in text and "boom" in text
 
@@ -68,12 +64,9 @@ def test_a_log_that_grew_after_its_rewrite_is_carried_then_merged(
     with store.transaction() as tx:  # a removal rewrites the log
         tx.remove("run-004")
     _seed(store, ["run-later-1", "run-later-2"], start=5000)  # appended since
-    snap = store.snapshot()
-    parsed = _count_parses(monkeypatch)
-    found = finished_rows.rows(snap)
+    found, parsed = _rows_parsing(store, monkeypatch)
     assert found is not None and found.count == 21
-    assert len(parsed) == 2 + 2  # the header, the note, the two appended lines
-    monkeypatch.undo()
+    assert parsed == 2 + 2  # the header, the note, the two appended lines
     text = _shown(jg)
     assert text == _expected(store) and "run-004" not in text and "run-later-2" in text
     assert _head(store)["bytes"] == os.stat(store.finished_path).st_size
@@ -94,12 +87,9 @@ def test_rows_a_few_commits_behind_a_rewrite_are_carried_by_its_marks(
     with store.transaction() as tx:
         tx.remove("run-002")
     assert _note(store)["before"]["bytes"] > rendered["bytes"]
-    snap = store.snapshot()
-    parsed = _count_parses(monkeypatch)
-    found = finished_rows.rows(snap)
+    found, parsed = _rows_parsing(store, monkeypatch)
     assert found is not None and found.count == 11
-    assert len(parsed) == 2 + 3  # the header, the note, the three lines logged since
-    monkeypatch.undo()
+    assert parsed == 2 + 3  # the header, the note, the three lines logged since
     text = _shown(jg)
     assert text == _expected(store) and "run-unseen-2" in text and "logged again" in text
 
