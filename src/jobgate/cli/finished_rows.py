@@ -336,7 +336,7 @@ class Cached:
 def _read(path: str) -> tuple[Cached, list[bytes]] | None:
     """The cache's header and its lines; None when it is missing,
     unreadable, torn, or not what :func:`_write` writes."""
-    from jobgate.state.fileio import read_cache
+    from jobgate.state.files import read_cache
 
     data = read_cache(path)
     if data is None:

@@ -268,21 +268,6 @@ def read_at_most(fd: int, limit: int, hint: int = 0) -> bytes:
     return b"".join(chunks)
 
 
-def read_cache(path: str) -> bytes | None:
-    """The whole of a regular file that only caches something (a lost one costs its
-    rebuild): None when it is missing, unreadable or not a regular file."""
-    try:
-        fd, st = open_regular(path)
-    except (OSError, CorruptFile):
-        return None
-    try:
-        return read_at_most(fd, st.st_size + 1, st.st_size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def read_json(path: str) -> Any:
     """Parsed JSON of ``path``; None if missing; :class:`CorruptFile` if unreadable: not
     JSON, larger than :data:`MAX_JSON_BYTES`, or not a regular file (a symlink is not

@@ -11,7 +11,14 @@ import os
 
 from jobgate.state import index, model
 from jobgate.state.errors import JobgateError, LockTimeout
-from jobgate.state.fileio import CorruptFile, read_json, warn, write_json
+from jobgate.state.fileio import (
+    CorruptFile,
+    open_regular,
+    read_at_most,
+    read_json,
+    warn,
+    write_json,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -329,3 +336,18 @@ class LockContext:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def read_cache(path: str) -> bytes | None:
+    """The whole of a regular file that only caches something (a lost one costs its
+    rebuild): None when it is missing, unreadable or not a regular file."""
+    try:
+        fd, st = open_regular(path)
+    except (OSError, CorruptFile):
+        return None
+    try:
+        return read_at_most(fd, st.st_size + 1, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

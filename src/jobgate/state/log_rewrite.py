@@ -180,7 +180,7 @@ class Note:
 
 def read_note(state_dir: str) -> Note | None:
     """The last rewrite's note; None if there is none, or it is torn or not one."""
-    from jobgate.state.fileio import read_cache
+    from jobgate.state.files import read_cache
 
     data = read_cache(os.path.join(state_dir, NAME))
     if data is None:
