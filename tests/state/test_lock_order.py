@@ -161,6 +161,30 @@ def test_a_writer_killed_while_it_waits_does_not_hold_up_the_ones_behind_it(
         _reap(list(waiters.values()))
 
 
+def test_a_writer_behind_a_killed_one_waits_in_the_queue_not_beside_the_head(
+    jg: Env, tmp_path: Path
+) -> None:
+    """Once "b" is gone, "c" must not block in ``flock`` beside "a" (where a release wakes
+    both and either may win): it waits in the queue until "a" has had the lock."""
+    order_file = tmp_path / "order"
+    holder = _start_holder(jg)
+    store = jg.store()
+    lock_file, queue_file = store.lock_path, store.lock_path + ".queue"
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        waiters = _queue_waiters(jg, ["a", "b", "c", "d"], order_file)
+        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 3)
+        os.kill(waiters["b"].pid, signal.SIGKILL)
+        waiters["b"].wait(timeout=30)
+        # "c" is woken by b's death and blocks again: wait until all three wait somewhere
+        _wait_for(lambda: _blocked([lock_file, queue_file]) == 3, "the waiters to settle")
+        time.sleep(0.2)
+        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 2)
+    finally:
+        _reap([holder])
+        _reap(list(waiters.values()))
+
+
 def test_the_queue_file_is_emptied_once_nobody_waits(jg: Env, tmp_path: Path) -> None:
     order_file = tmp_path / "order"
     holder = _start_holder(jg)

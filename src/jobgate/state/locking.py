@@ -15,7 +15,7 @@ race again and again (measured with 32 concurrent launchers: p99 five times p50)
 writer that finds the lock busy therefore queues first: it appends one byte to
 ``state.lock.queue`` (its offset is its ticket, handed out atomically by ``O_APPEND``),
 holds a POSIX record lock on that byte until it lets the state lock go, and waits for
-the byte before it to be released before it blocks in ``flock``. Only the head of the
+every byte before it to be released before it blocks in ``flock``. Only the head of the
 queue waits on the state lock itself; the others wait their turn. The queue is a
 courtesy layered on the lock, never the lock: ``flock`` alone decides who holds it, a
 waiter killed in the queue releases its byte (the kernel drops a dead process's record
@@ -133,15 +133,29 @@ class _Ticket:
         return cls(fd, number)
 
     def wait_turn(self) -> None:
-        """Block until the writer before this one in the queue has let the lock go (or
-        died, or left the queue)."""
+        """Block until every writer before this one in the queue has let the lock go (or
+        died, or left the queue).
+
+        Waiting on the byte just before this one wakes only this writer when that one
+        goes. Had it left out of turn (killed while it waited, timed out), a writer
+        before it may still wait: then wait for all the bytes before, so this writer
+        does not race that one in ``flock``. Each writer waits only on bytes below its
+        own, so no two wait on each other."""
         import fcntl
 
-        if self.number <= 0:
+        before = self.number
+        if before <= 0:
             return
         try:
-            fcntl.lockf(self.fd, fcntl.LOCK_SH, 1, self.number - 1)
-            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, self.number - 1)
+            fcntl.lockf(self.fd, fcntl.LOCK_SH, 1, before - 1)
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, before - 1)
+            if before == 1:
+                return
+            try:  # the usual case: everyone before has gone
+                fcntl.lockf(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB, before - 1, 0)
+            except OSError:
+                fcntl.lockf(self.fd, fcntl.LOCK_SH, before - 1, 0)
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, before - 1, 0)
         except OSError:  # EDEADLK, ENOLCK: flock decides
             pass
 
