@@ -349,10 +349,20 @@ WAIT_AND_RECORD = (
 )
 
 
-def _blocked_flock_waiters() -> int:
-    """Processes blocked in flock right now, as the kernel lists them (``->`` lines)."""
+def _blocked_lock_waiters(store: Store) -> int:
+    """Writers waiting for ``store``'s lock right now, as the kernel lists them (``->``
+    lines naming the lock file's inode or its queue's: the head of the queue waits in
+    flock, the others for a byte of the queue file)."""
+    inodes = set()
+    for path in (store.lock_path, store.lock_path + ".queue"):
+        try:
+            inodes.add(os.stat(path).st_ino)
+        except FileNotFoundError:
+            continue
     with open("/proc/locks", encoding="ascii", errors="replace") as fh:
-        return sum(1 for line in fh if "->" in line and "FLOCK" in line)
+        waits = [line.split("->", 1)[1].split() for line in fh if "->" in line]
+    # after "->": kind, ADVISORY, mode, pid, MAJ:MIN:INODE
+    return sum(1 for fields in waits if int(fields[4].rsplit(":", 1)[1]) in inodes)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux /proc/locks")
@@ -380,8 +390,9 @@ def test_writers_waiting_for_the_lock_are_served_about_in_arrival_order(
                     )
                 )
                 deadline = time.monotonic() + 5
-                while _blocked_flock_waiters() < i + 1 and time.monotonic() < deadline:
+                while _blocked_lock_waiters(store) < i + 1 and time.monotonic() < deadline:
                     time.sleep(0.005)  # the next arrives once this one waits in the kernel
+                assert _blocked_lock_waiters(store) == i + 1, f"writer {i} never waited"
         for proc in procs:
             assert proc.wait(timeout=60) == 0
     finally:
