@@ -200,12 +200,28 @@ def test_the_command_line_knows_the_same_events_and_tick() -> None:
 
 
 # -- the loop ----------------------------------------------------------------------------------
+class _BaselineTold(watch.Watcher):
+    """A watcher that says when its first look, the baseline, is done."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.baseline = threading.Event()
+
+    def look(self) -> list[transitions.Event]:
+        events = super().look()
+        self.baseline.set()
+        return events
+
+
 @pytest.mark.parametrize("notify", [True, False], ids=["inotify", "stat-every-tick"])
 def test_the_loop_reports_a_job_and_stops_on_a_signal(jg: Env, notify: bool) -> None:
     store = jg.store()
     seen: list[tuple[str, str]] = []
+    watcher = _BaselineTold(store)
 
     def later() -> None:
+        # started after the baseline look: a job already running then gets no "started"
+        assert watcher.baseline.wait(30)
         job = jg.start("sh", "-c", "sleep 0.3")
         jg.wait_for(job["id"], lambda j: j["status"] == "completed")
         deadline = time.monotonic() + 5
@@ -217,7 +233,7 @@ def test_the_loop_reports_a_job_and_stops_on_a_signal(jg: Env, notify: bool) -> 
     with idle.Stopper() as stopper:
         helper.start()
         why = watch.run(
-            watch.Watcher(store),
+            watcher,
             lambda e: seen.append((e.event, e.job["id"])),
             stopper,
             tick=0.1,
