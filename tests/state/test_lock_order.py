@@ -29,14 +29,18 @@ HOLD = (
     "    sys.stdin.read()\n"
 )
 
-#: waits for the lock; once it has it, appends its name to a file and holds it a moment
+#: waits for the lock (argv[5] seconds at most: then exits 3); once it has it, appends its
+#: name to a file and holds it a moment
 WAITER = (
     "import sys, time\n"
-    "from jobgate.state.files import StateDir\n"
-    "with StateDir(sys.argv[1], sys.argv[2]).lock(timeout=60):\n"
-    "    with open(sys.argv[3], 'a') as f:\n"
-    "        f.write(sys.argv[4] + '\\n')\n"
-    "    time.sleep(0.02)\n"
+    "from jobgate.state.files import StateDir, LockTimeout\n"
+    "try:\n"
+    "    with StateDir(sys.argv[1], sys.argv[2]).lock(timeout=float(sys.argv[5])):\n"
+    "        with open(sys.argv[3], 'a') as f:\n"
+    "            f.write(sys.argv[4] + '\\n')\n"
+    "        time.sleep(0.02)\n"
+    "except LockTimeout:\n"
+    "    sys.exit(3)\n"
 )
 
 
@@ -90,12 +94,12 @@ def _start_holder(jg: Env) -> subprocess.Popen[str]:
     return holder
 
 
-def _waiter(jg: Env, order_file: Path, name: str) -> subprocess.Popen[bytes]:
+def _waiter(jg: Env, order_file: Path, name: str, timeout: float = 60.0) -> subprocess.Popen[bytes]:
     """A process that waits for the lock, then writes ``name`` to ``order_file``."""
     store = jg.store()
     argv = [sys.executable, "-c", WAITER, store.state_dir, store.workspace_root]
     return subprocess.Popen(
-        [*argv, str(order_file), name],
+        [*argv, str(order_file), name, str(timeout)],
         env=jg.env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -103,16 +107,17 @@ def _waiter(jg: Env, order_file: Path, name: str) -> subprocess.Popen[bytes]:
 
 
 def _queue_waiters(
-    jg: Env, names: list[str], order_file: Path
+    jg: Env, names: list[str], order_file: Path, timeouts: dict[str, float] | None = None
 ) -> dict[str, subprocess.Popen[bytes]]:
     """Start one waiter per name, each only once the one before it has queued (its byte
-    is in the queue file), so their arrival order is known."""
+    is in the queue file), so their arrival order is known; ``timeouts``: how long some
+    of them wait at most."""
     store = jg.store()
     files = [store.lock_path, store.lock_path + ".queue"]
     waiters: dict[str, subprocess.Popen[bytes]] = {}
     for name in names:
         before = len(waiters)
-        waiters[name] = _waiter(jg, order_file, name)
+        waiters[name] = _waiter(jg, order_file, name, (timeouts or {}).get(name, 60.0))
         _wait_for(lambda n=before: _blocked(files) > n, f"waiter {name} to wait for the lock")
     return waiters
 
@@ -180,6 +185,30 @@ def test_a_writer_behind_a_killed_one_waits_in_the_queue_not_beside_the_head(
         _wait_for(lambda: _blocked([lock_file, queue_file]) == 3, "the waiters to settle")
         time.sleep(0.2)
         assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 2)
+    finally:
+        _reap([holder])
+        _reap(list(waiters.values()))
+
+
+def test_a_writer_behind_one_that_timed_out_still_waits_for_the_ones_before(
+    jg: Env, tmp_path: Path
+) -> None:
+    order_file = tmp_path / "order"
+    holder = _start_holder(jg)
+    store = jg.store()
+    lock_file, queue_file = store.lock_path, store.lock_path + ".queue"
+    waiters: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        waiters = _queue_waiters(jg, ["a", "b", "c"], order_file, timeouts={"b": 3.0})
+        assert waiters["b"].wait(timeout=30) == 3  # gave up, leaving the queue out of turn
+        _wait_for(lambda: _blocked([lock_file, queue_file]) == 2, "the waiters to settle")
+        time.sleep(0.2)
+        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 1)
+        assert holder.stdin is not None
+        holder.stdin.close()
+        for name in ("a", "c"):
+            assert waiters[name].wait(timeout=60) == 0
+        assert order_file.read_text().split() == ["a", "c"]
     finally:
         _reap([holder])
         _reap(list(waiters.values()))
