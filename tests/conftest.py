@@ -370,6 +370,26 @@ def started_job_named(env: Env, name: str, *, cwd: str | Path | None = None) -> 
         time.sleep(0.1)
 
 
+def blocked_on(*paths: str) -> int:
+    """How many lock requests on these files wait right now, flock or record locks alike
+    (Linux ``/proc/locks``: a blocked request is a ``->`` line naming the file's inode)."""
+    inodes = set()
+    for path in paths:
+        try:
+            inodes.add(os.stat(path).st_ino)
+        except FileNotFoundError:
+            continue
+    count = 0
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" not in fields:
+            continue
+        where = fields[fields.index("->") + 5]  # after type, advisory, mode, pid
+        if int(where.rsplit(":", 1)[1]) in inodes:
+            count += 1
+    return count
+
+
 def kill9(*pids: int) -> None:
     """SIGKILL each pid that still exists (from outside, as the OOM killer would)."""
     for pid in pids:

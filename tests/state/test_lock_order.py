@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from conftest import Env
+from conftest import Env, blocked_on
+from jobgate.state.locking import QUEUE_SUFFIX as QUEUE
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/locks") or os.name != "posix",
@@ -50,26 +53,6 @@ def _wait_for(check: object, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-def _blocked(paths: list[str]) -> int:
-    """How many lock requests on these files wait right now (``/proc/locks``: a blocked
-    request is a ``->`` line naming the file's inode), whether in flock or in the queue."""
-    inodes = set()
-    for path in paths:
-        try:
-            inodes.add(os.stat(path).st_ino)
-        except FileNotFoundError:
-            continue
-    count = 0
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if "->" not in fields:
-            continue
-        where = fields[fields.index("->") + 5]  # after type, advisory, mode, pid
-        if int(where.rsplit(":", 1)[1]) in inodes:
-            count += 1
-    return count
 
 
 def _queue_size(queue: Path) -> int:
@@ -113,12 +96,12 @@ def _queue_waiters(
     is in the queue file), so their arrival order is known; ``timeouts``: how long some
     of them wait at most."""
     store = jg.store()
-    files = [store.lock_path, store.lock_path + ".queue"]
+    files = [store.lock_path, store.lock_path + QUEUE]
     waiters: dict[str, subprocess.Popen[bytes]] = {}
     for name in names:
         before = len(waiters)
         waiters[name] = _waiter(jg, order_file, name, (timeouts or {}).get(name, 60.0))
-        _wait_for(lambda n=before: _blocked(files) > n, f"waiter {name} to wait for the lock")
+        _wait_for(lambda n=before: blocked_on(*files) > n, f"waiter {name} to wait for the lock")
     return waiters
 
 
@@ -129,41 +112,58 @@ def _reap(procs: list[subprocess.Popen[str]] | list[subprocess.Popen[bytes]]) ->
         proc.wait(timeout=30)
 
 
-def test_waiting_writers_get_the_lock_in_the_order_they_came(jg: Env, tmp_path: Path) -> None:
-    order_file = tmp_path / "order"
-    names = [f"w{i}" for i in range(8)]
+@contextmanager
+def _queued(
+    jg: Env, names: list[str], order_file: Path, timeouts: dict[str, float] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, subprocess.Popen[bytes]]]]:
+    """The lock held, and a waiter queued behind it per name, in that order; every one
+    of them reaped at the end."""
     holder = _start_holder(jg)
     waiters: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        waiters = _queue_waiters(jg, names, order_file)
-        assert holder.stdin is not None
-        holder.stdin.close()
-        for proc in waiters.values():
-            assert proc.wait(timeout=60) == 0
-        assert order_file.read_text().split() == names
+        waiters.update(_queue_waiters(jg, names, order_file, timeouts))
+        yield holder, waiters
     finally:
         _reap([holder])
         _reap(list(waiters.values()))
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()
+
+
+def _settled(jg: Env, waiting: int) -> tuple[int, int]:
+    """``(in flock, in the queue file)`` once ``waiting`` writers wait again (a writer
+    woken by one before it that left blocks again), a moment later."""
+    store = jg.store()
+    lock_file, queue_file = store.lock_path, store.lock_path + QUEUE
+    _wait_for(lambda: blocked_on(lock_file, queue_file) == waiting, "the waiters to settle")
+    time.sleep(0.2)
+    return blocked_on(lock_file), blocked_on(queue_file)
+
+
+def test_waiting_writers_get_the_lock_in_the_order_they_came(jg: Env, tmp_path: Path) -> None:
+    order_file = tmp_path / "order"
+    names = [f"w{i}" for i in range(8)]
+    with _queued(jg, names, order_file) as (holder, waiters):
+        _release(holder)
+        for proc in waiters.values():
+            assert proc.wait(timeout=60) == 0
+        assert order_file.read_text().split() == names
 
 
 def test_a_writer_killed_while_it_waits_does_not_hold_up_the_ones_behind_it(
     jg: Env, tmp_path: Path
 ) -> None:
     order_file = tmp_path / "order"
-    holder = _start_holder(jg)
-    waiters: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        waiters = _queue_waiters(jg, ["a", "b", "c", "d"], order_file)
+    with _queued(jg, ["a", "b", "c", "d"], order_file) as (holder, waiters):
         os.kill(waiters["b"].pid, signal.SIGKILL)
         waiters["b"].wait(timeout=30)
-        assert holder.stdin is not None
-        holder.stdin.close()
+        _release(holder)
         for name in ("a", "c", "d"):
             assert waiters[name].wait(timeout=60) == 0
         assert order_file.read_text().split() == ["a", "c", "d"]
-    finally:
-        _reap([holder])
-        _reap(list(waiters.values()))
 
 
 def test_a_writer_behind_a_killed_one_waits_in_the_queue_not_beside_the_head(
@@ -171,66 +171,36 @@ def test_a_writer_behind_a_killed_one_waits_in_the_queue_not_beside_the_head(
 ) -> None:
     """Once "b" is gone, "c" must not block in ``flock`` beside "a" (where a release wakes
     both and either may win): it waits in the queue until "a" has had the lock."""
-    order_file = tmp_path / "order"
-    holder = _start_holder(jg)
-    store = jg.store()
-    lock_file, queue_file = store.lock_path, store.lock_path + ".queue"
-    waiters: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        waiters = _queue_waiters(jg, ["a", "b", "c", "d"], order_file)
-        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 3)
+    with _queued(jg, ["a", "b", "c", "d"], tmp_path / "order") as (_holder, waiters):
+        assert _settled(jg, 4) == (1, 3)
         os.kill(waiters["b"].pid, signal.SIGKILL)
         waiters["b"].wait(timeout=30)
-        # "c" is woken by b's death and blocks again: wait until all three wait somewhere
-        _wait_for(lambda: _blocked([lock_file, queue_file]) == 3, "the waiters to settle")
-        time.sleep(0.2)
-        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 2)
-    finally:
-        _reap([holder])
-        _reap(list(waiters.values()))
+        assert _settled(jg, 3) == (1, 2)
 
 
 def test_a_writer_behind_one_that_timed_out_still_waits_for_the_ones_before(
     jg: Env, tmp_path: Path
 ) -> None:
     order_file = tmp_path / "order"
-    holder = _start_holder(jg)
-    store = jg.store()
-    lock_file, queue_file = store.lock_path, store.lock_path + ".queue"
-    waiters: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        waiters = _queue_waiters(jg, ["a", "b", "c"], order_file, timeouts={"b": 3.0})
+    with _queued(jg, ["a", "b", "c"], order_file, {"b": 3.0}) as (holder, waiters):
         assert waiters["b"].wait(timeout=30) == 3  # gave up, leaving the queue out of turn
-        _wait_for(lambda: _blocked([lock_file, queue_file]) == 2, "the waiters to settle")
-        time.sleep(0.2)
-        assert (_blocked([lock_file]), _blocked([queue_file])) == (1, 1)
-        assert holder.stdin is not None
-        holder.stdin.close()
+        assert _settled(jg, 2) == (1, 1)
+        _release(holder)
         for name in ("a", "c"):
             assert waiters[name].wait(timeout=60) == 0
         assert order_file.read_text().split() == ["a", "c"]
-    finally:
-        _reap([holder])
-        _reap(list(waiters.values()))
 
 
 def test_the_queue_file_is_emptied_once_nobody_waits(jg: Env, tmp_path: Path) -> None:
     order_file = tmp_path / "order"
-    holder = _start_holder(jg)
-    waiters: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        waiters = _queue_waiters(jg, ["x", "y", "z"], order_file)
-        queue = Path(jg.store().lock_path + ".queue")
+    with _queued(jg, ["x", "y", "z"], order_file) as (holder, waiters):
+        queue = Path(jg.store().lock_path + QUEUE)
         assert _queue_size(queue) == 3
-        assert holder.stdin is not None
-        holder.stdin.close()
+        _release(holder)
         for proc in waiters.values():
             assert proc.wait(timeout=60) == 0
         assert _queue_size(queue) == 0
         assert oct(queue.stat().st_mode & 0o777) == oct(0o600)
-    finally:
-        _reap([holder])
-        _reap(list(waiters.values()))
 
 
 def test_a_queue_file_that_cannot_be_written_only_costs_the_order(jg: Env, tmp_path: Path) -> None:
@@ -239,7 +209,7 @@ def test_a_queue_file_that_cannot_be_written_only_costs_the_order(jg: Env, tmp_p
     order_file = tmp_path / "order"
     store = jg.store()
     store.ensure()
-    os.mkdir(store.lock_path + ".queue")
+    os.mkdir(store.lock_path + QUEUE)
     holder = _start_holder(jg)
     waiters: list[subprocess.Popen[bytes]] = []
     try:

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from conftest import blocked_on
 from jobgate.state import model
 from jobgate.state.errors import JobgateError, LockTimeout
+from jobgate.state.locking import QUEUE_SUFFIX as QUEUE
 from jobgate.state.store import Store, atomic_write, read_json
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -350,19 +352,9 @@ WAIT_AND_RECORD = (
 
 
 def _blocked_lock_waiters(store: Store) -> int:
-    """Writers waiting for ``store``'s lock right now, as the kernel lists them (``->``
-    lines naming the lock file's inode or its queue's: the head of the queue waits in
-    flock, the others for a byte of the queue file)."""
-    inodes = set()
-    for path in (store.lock_path, store.lock_path + ".queue"):
-        try:
-            inodes.add(os.stat(path).st_ino)
-        except FileNotFoundError:
-            continue
-    with open("/proc/locks", encoding="ascii", errors="replace") as fh:
-        waits = [line.split("->", 1)[1].split() for line in fh if "->" in line]
-    # after "->": kind, ADVISORY, mode, pid, MAJ:MIN:INODE
-    return sum(1 for fields in waits if int(fields[4].rsplit(":", 1)[1]) in inodes)
+    """Writers waiting for ``store``'s lock: the head of the queue waits in flock on the
+    lock file, the others for a byte of the queue file."""
+    return blocked_on(store.lock_path, store.lock_path + QUEUE)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux /proc/locks")
