@@ -149,7 +149,7 @@ class _Ticket:
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_SH, 1, before - 1)
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, before - 1)
-            if before == 1:
+            if before == 1:  # (a range of length 0 would mean "to the end of the file")
                 return
             try:  # the usual case: everyone before has gone
                 fcntl.lockf(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB, before - 1, 0)
