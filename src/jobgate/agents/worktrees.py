@@ -102,8 +102,8 @@ def isolate(store: Store, cwd: str, kind: str) -> Isolation:
             f"the repository {repo} has no commits yet: --worktree starts from HEAD; commit first"
         )
     dirty = git.is_dirty(repo)
-    job_id = model.new_id(kind)
     store.ensure()
+    job_id = store.new_job_id(kind)
     ensure_private_dir(worktrees_dir(store))
     sweep_orphans(store, repo)
     path = os.path.join(worktrees_dir(store), job_id)

@@ -55,7 +55,7 @@ def _new_record(
     sure the state dir exists: the start shared by every kind of launch."""
     _check_command(command)
     store.ensure()
-    job_id = job_id or model.new_id(kind)
+    job_id = job_id or store.new_job_id(kind)
     job = model.new_job(
         job_id=job_id,
         command=command,

@@ -157,7 +157,7 @@ def successor(old: model.Job, store: Store, *, not_before: float | None = None) 
     from jobgate.jobs import queue
 
     kind = str(old.get("kind") or "run")
-    job_id = model.new_id(kind)
+    job_id = store.new_job_id(kind)
     fresh = model.new_job(
         job_id=job_id,
         command=[str(a) for a in old.get("command") or []],

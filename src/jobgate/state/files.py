@@ -55,6 +55,27 @@ class StateDir:
             raise JobgateError(f"invalid job id {job_id!r}")
         return os.path.join(self.jobs_dir, f"{job_id}.log")
 
+    def new_job_id(self, kind: str) -> str:
+        """A fresh id (:func:`jobgate.state.model.new_id`) no other job here has or gets:
+        claimed by creating its empty log with ``O_EXCL`` (two launches that drew the same
+        id cannot both create it; the loser draws again), after checking that no job file
+        has it (a job whose log was removed). The state dir must exist. A log that cannot
+        be created for another reason (a full disk) claims nothing: the id is used as
+        drawn, as a log line that cannot be written is dropped. An unclaimed log is
+        swept with the other leftovers of a launch that never committed."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            job_id = model.new_id(kind)
+            if os.path.lexists(self.job_path(job_id)):
+                continue
+            try:
+                os.close(os.open(self.log_path(job_id), flags, 0o600))
+            except FileExistsError:
+                continue
+            except OSError:
+                pass
+            return job_id
+
     # -- setup ---------------------------------------------------------------
     def exists(self) -> bool:
         from jobgate.state.workspace import check_private_dir

@@ -9,7 +9,8 @@ Layout (see "Where the state lives" in the README)::
     state.lock      the inter-process lock
     state.lock.queue  writers waiting for it, in arrival order (:mod:`jobgate.state.locking`)
     jobs/<id>.json  full record of one job
-    jobs/<id>.log   combined output and timestamped progress lines
+    jobs/<id>.log   combined output and timestamped progress lines; created empty
+                    with ``O_EXCL`` to claim a new job's id (StateDir.new_job_id)
 
 Rules:
 
