@@ -61,9 +61,6 @@ HEAVY_KEYS = frozenset(("output",))
 LOG_LINE_DROPS = frozenset(("workerProcess", "commandProcess"))
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-#: the millisecond of the last id :func:`new_id` made, and the (kind, tail)s made in it
-_issued_ms = -1
-_issued: set[tuple[str, str]] = set()
 
 
 def now_iso(t: float | None = None) -> str:
@@ -168,24 +165,12 @@ def one_line(text: str) -> str:
 
 def new_id(kind: str, t: float | None = None) -> str:
     """A new job id like ``run-mid1k2x3-4f9a2c``: kind, base-36 time in ms, random hex.
-    The CLI refuses a kind :func:`kind_problem` objects to; here one is made safe.
-    Never the same twice in one process (24 random bits alone may repeat among the ids
-    of one millisecond); across processes,
-    :meth:`jobgate.state.files.StateDir.new_job_id` claims the id in the state dir."""
-    global _issued_ms
+    The CLI refuses a kind :func:`kind_problem` objects to; here one is made safe. The
+    random part may repeat: :meth:`jobgate.state.files.StateDir.new_job_id` claims one."""
     if t is None:
         t = time.time()
     prefix = "".join(c for c in kind.lower() if c in _ID_CHARS and c != ".") or "job"
-    prefix = prefix[:16]
-    ms = int(t * 1000)
-    if ms != _issued_ms:
-        _issued_ms = ms
-        _issued.clear()
-    while True:
-        tail = os.urandom(3).hex()
-        if (prefix, tail) not in _issued:
-            _issued.add((prefix, tail))
-            return f"{prefix}-{_base36(ms)}-{tail}"
+    return f"{prefix[:16]}-{_base36(int(t * 1000))}-{os.urandom(3).hex()}"
 
 
 def is_safe_id(ref: str) -> bool:
