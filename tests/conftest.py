@@ -153,6 +153,16 @@ def jg(tmp_path: Path) -> Iterator[Env]:
         reap_marked(str(env.home))
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    """A store whose state dir exists, in the test's own folder (no CLI, no env)."""
+    from jobgate.state.store import Store
+
+    s = Store(str(tmp_path / "root" / "ws-0123456789abcdef"), str(tmp_path))
+    s.ensure()
+    return s
+
+
 def reap_marked(root: str) -> None:
     """Kill every process of this test's jobs; again, a few times, for processes that a
     dying one was still starting (a `jobgate run --background` inside a job)."""

@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SRC
 from jobgate.state import model
 from jobgate.state.store import Store
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(str(tmp_path / "root" / "ws-0123456789abcdef"), str(tmp_path))
-    s.ensure()
-    return s
 
 
 def _drawn(monkeypatch: pytest.MonkeyPatch, *ids: str) -> None:

@@ -24,13 +24,6 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(str(tmp_path / "root" / "ws-0123456789abcdef"), str(tmp_path))
-    s.ensure()
-    return s
-
-
-@pytest.fixture
 def open_umask() -> Iterator[None]:
     """Run the test with umask 000, so only jobgate's own modes protect its files."""
     old = os.umask(0)
